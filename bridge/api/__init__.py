@@ -1,0 +1,1 @@
+"""The HTTP and WebSocket API of contract §6-7, on aiohttp."""

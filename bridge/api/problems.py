@@ -1,0 +1,71 @@
+"""Errors as ``application/problem+json`` (RFC 9457)."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+
+CONTENT_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error answer: raise it from a handler and the middleware renders it."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.headers = headers or {}
+        self.status = status
+        self.detail = detail
+        self.title = title or HTTPStatus(status).phrase
+        self.extra = extra
+
+
+def problem_response(
+    status: int, detail: str, title: str | None = None, **extra: Any
+) -> web.Response:
+    """A problem+json response."""
+    title = title or HTTPStatus(status).phrase
+    body = {
+        "type": f"https://device-bridge.dev/problems/{title.lower().replace(' ', '-')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return web.Response(
+        status=status, text=json.dumps(body, ensure_ascii=False), content_type=CONTENT_TYPE
+    )
+
+
+@web.middleware
+async def problems_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Turn every error, ours or aiohttp's (404, 405, 413), into problem+json."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except Problem as problem:
+        response = problem_response(problem.status, problem.detail, problem.title, **problem.extra)
+        response.headers.update(problem.headers)
+        return response
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        detail = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
+        if exc.status == 404:
+            detail = f"no route {request.method} {request.path}"
+        elif exc.status == 405:
+            detail = f"{request.method} is not allowed on {request.path}"
+        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        response = problem_response(exc.status, detail)
+        response.headers.update(headers)
+        return response

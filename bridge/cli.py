@@ -1,0 +1,104 @@
+"""The ``device-bridge`` command: run, demo, check, simulate (contract §2).
+
+Exit status: 0 success, 2 bad configuration or arguments (every problem named with its
+place), 1 anything else. SIGINT and SIGTERM stop cleanly with 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from bridge import __version__
+from bridge.config import BridgeConfig, ConfigError, load_config
+from bridge.logs import setup_logging
+from bridge.registry import available_drivers
+from bridge.server import serve_until_stopped
+
+SIMULATORS = ("modbus-tcp", "modbus-rtu", "serial-line")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="device-bridge",
+        description="Poll devices and serve their readings over REST and WebSocket.",
+    )
+    parser.add_argument("--version", action="version", version=f"device-bridge {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the bridge on a device file")
+    run.add_argument("-c", "--config", help="device file (default: $BRIDGE_CONFIG)")
+
+    demo = commands.add_parser("demo", help="run simulators and a bridge on them; no hardware")
+    demo.add_argument("--port", type=int, default=None, help="API port (default: 5000)")
+
+    check = commands.add_parser("check", help="validate a device file and print the poll plan")
+    check.add_argument("-c", "--config", help="device file (default: $BRIDGE_CONFIG)")
+
+    simulate = commands.add_parser("simulate", help="run one device simulator standalone")
+    simulate.add_argument("kind", choices=SIMULATORS)
+    simulate.add_argument("--host", default="127.0.0.1", help="listen address (modbus-tcp)")
+    simulate.add_argument("--port", type=int, default=5020, help="listen port (modbus-tcp)")
+    simulate.add_argument("--profile", help="register map profile (YAML); default: the demo's")
+    return parser
+
+
+def _config_path(given: str | None) -> str:
+    path = given or os.environ.get("BRIDGE_CONFIG")
+    if not path:
+        raise ConfigError("device-bridge", ["no device file: give -c FILE or set BRIDGE_CONFIG"])
+    return path
+
+
+def print_plan(config: BridgeConfig, source: str) -> None:
+    """What ``check`` prints: devices, links, and the requests of each poll cycle."""
+    drivers = available_drivers()
+    print(f"{source}: ok, {len(config.devices)} device(s) on {len(config.links)} link(s)")
+    print("links:")
+    for link in config.links:
+        print(f"  {link.key} ({link.driver.name}): {', '.join(d.id for d in link.devices)}")
+    print("devices:")
+    for device in config.devices:
+        lines = drivers[device.driver].describe(device)
+        print(
+            f"  {device.id} ({device.driver}, every {device.interval:g} s, timeout "
+            f"{device.timeout:g} s): {len(device.points)} point(s), "
+            f"{len(lines)} request(s) per poll"
+        )
+        for line in lines:
+            print(f"    {line}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "simulate":
+            from simulators.cli import simulate
+
+            setup_logging()
+            return simulate(args.kind, args.host, args.port, args.profile)
+        if args.command == "demo":
+            from bridge.demo import run_demo
+
+            setup_logging()
+            return asyncio.run(run_demo(args.port))
+        source = _config_path(args.config)
+        config = load_config(source)
+        if args.command == "check":
+            print_plan(config, source)
+            return 0
+        setup_logging(config.settings.log_level, config.settings.log_format)
+        asyncio.run(serve_until_stopped(config))
+        return 0
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        print(f"device-bridge: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,210 @@
+"""Loading and validating the device file.
+
+Every problem in the file is collected and reported at once, each with its place in the
+file (``devices[2].points[0].type``) and, where the YAML tells it, the line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from bridge.registry import available_drivers
+from bridge.settings import Settings
+from drivers.base import DeviceConfig, Driver
+
+
+class ConfigError(Exception):
+    """The device file or the settings are unusable; ``problems`` lists every reason."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        """The message for the user: one line per problem, each naming the file."""
+        return "\n".join(f"{self.source}: {problem}" for problem in self.problems)
+
+
+@dataclass(frozen=True)
+class Link:
+    """Devices that share one connection, and the driver that serves them."""
+
+    key: str
+    driver: Driver
+    devices: tuple[DeviceConfig, ...]
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """A validated device file: settings, devices in file order, and their links."""
+
+    settings: Settings
+    devices: tuple[DeviceConfig, ...]
+    links: tuple[Link, ...]
+
+    def device(self, device_id: str) -> DeviceConfig | None:
+        """The device with this id, or None."""
+        return next((d for d in self.devices if d.id == device_id), None)
+
+
+def place(location: Sequence[int | str]) -> str:
+    """``('devices', 2, 'points', 0, 'type')`` → ``devices[2].points[0].type``."""
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def _messages(error: ValidationError, prefix: Sequence[int | str]) -> list[tuple[str, str]]:
+    found = []
+    for item in error.errors(include_url=False):
+        # Pydantic adds the name of the union member or validator kind to the location; it
+        # means nothing to someone editing a YAML file.
+        location = [
+            p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-"))
+        ]
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        found.append((place([*prefix, *location]), message))
+    return found
+
+
+class _LineFinder:
+    """Finds the line of a place in the YAML text, for friendlier messages."""
+
+    def __init__(self, text: str) -> None:
+        try:
+            self.root: yaml.Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError:
+            self.root = None
+
+    def line(self, location: str) -> int | None:
+        node = self.root
+        parts = location.replace("[", ".[").split(".")
+        for part in filter(None, parts):
+            if node is None:
+                return None
+            if part.startswith("[") and isinstance(node, yaml.SequenceNode):
+                index = int(part[1:-1])
+                node = node.value[index] if index < len(node.value) else None
+            elif isinstance(node, yaml.MappingNode):
+                node = next((v for k, v in node.value if k.value == part), None)
+            else:
+                break
+        return None if node is None else node.start_mark.line + 1
+
+
+def parse_config(data: Any, source: str = "<config>", text: str | None = None) -> BridgeConfig:
+    """Validate the parsed device file (and the environment); raise ConfigError for all problems."""
+    problems: list[tuple[str, str]] = []
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, ["(top level): must be a mapping with a 'devices' list"])
+    for key in data:
+        if key not in ("server", "devices"):
+            problems.append((place([str(key)]), "unknown key (expected 'server' and 'devices')"))
+
+    server = data.get("server") or {}
+    settings: Settings | None = None
+    if not isinstance(server, Mapping):
+        problems.append(("server", "must be a mapping of settings"))
+    else:
+        try:
+            settings = Settings(**{str(k): v for k, v in server.items()})
+        except ValidationError as exc:
+            problems.extend(_messages(exc, ["server"]))
+
+    drivers = available_drivers()
+    devices: list[DeviceConfig] = []
+    raw_devices = data.get("devices")
+    if raw_devices is None:
+        problems.append(("devices", "required key is missing: list the devices to poll"))
+        raw_devices = []
+    elif not isinstance(raw_devices, list):
+        problems.append(("devices", "must be a list of devices"))
+        raw_devices = []
+    elif not raw_devices:
+        problems.append(("devices", "is empty: list at least one device"))
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(raw_devices):
+        where: list[int | str] = ["devices", index]
+        if not isinstance(raw, Mapping):
+            problems.append((place(where), "must be a mapping"))
+            continue
+        raw_id = raw.get("id")
+        if isinstance(raw_id, str):
+            if raw_id in seen:
+                problems.append(
+                    (place([*where, "id"]), f"{raw_id!r} is used by devices[{seen[raw_id]}] too")
+                )
+            else:
+                seen[raw_id] = index
+        name = raw.get("driver")
+        driver = drivers.get(name) if isinstance(name, str) else None
+        if driver is None:
+            known = ", ".join(sorted(drivers)) or "none installed"
+            what = "is missing" if name is None else f"{name!r} is not an installed driver"
+            problems.append((place([*where, "driver"]), f"{what} (drivers: {known})"))
+            continue
+        try:
+            device = driver.device_model.model_validate(dict(raw))
+        except ValidationError as exc:
+            problems.extend(_messages(exc, where))
+            continue
+        devices.append(device)
+
+    links: list[Link] = []
+    if not problems:
+        grouped: dict[tuple[str, str], list[DeviceConfig]] = {}
+        for device in devices:
+            driver = drivers[device.driver]
+            grouped.setdefault((device.driver, driver.link_key(device)), []).append(device)
+        for (name, key), members in grouped.items():
+            for problem in drivers[name].check_link(members):
+                problems.append((f"link {key}", problem))
+            links.append(Link(key=key, driver=drivers[name], devices=tuple(members)))
+
+    if problems:
+        finder = _LineFinder(text) if text is not None else None
+        lines = []
+        for location, message in problems:
+            line = finder.line(location) if finder else None
+            lines.append(f"{location}{f' (line {line})' if line else ''}: {message}")
+        raise ConfigError(source, lines)
+    assert settings is not None
+    return BridgeConfig(settings=settings, devices=tuple(devices), links=tuple(links))
+
+
+def load_config(path: str | os.PathLike[str]) -> BridgeConfig:
+    """Read and validate a device file; raise ConfigError naming the file for any problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, ["no such file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, [f"cannot be read: {exc}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [f"{where}not valid YAML: {problem}"]) from None
+    config = parse_config(data, source, text)
+    return config

@@ -1,0 +1,270 @@
+"""One poller task per link: polls its devices by deadline, one request at a time.
+
+The poller owns time: intervals without drift, per-device backoff while a device fails,
+reopening a lost link with capped, jittered backoff, and the on-demand jobs (``poll`` now,
+writes) that wait their turn in the link's queue ahead of scheduled polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+from drivers.base import (
+    DeviceConfig,
+    DeviceTimeout,
+    DriverError,
+    Link,
+    LinkError,
+    PointFailure,
+    ReadResult,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+STARTING, ONLINE, DEGRADED, OFFLINE = "starting", "online", "degraded", "offline"
+
+#: consecutive timeouts on a link, with no success between, after which it is reopened:
+#: a connection that went half-open answers nothing until it is replaced.
+REOPEN_AFTER_TIMEOUTS = 3
+
+
+def backoff(failures: int, base: float, cap: float) -> float:
+    """Seconds to wait after the n-th consecutive failure: doubling from base, capped,
+    with ±20 % jitter so that many devices failing together do not retry in lockstep."""
+    delay: float = min(cap, base * 2 ** max(0, failures - 1))
+    return min(cap, delay * random.uniform(0.8, 1.2))
+
+
+class DeviceRuntime:
+    """A device's live state as the poller sees it, and its poll statistics."""
+
+    def __init__(self, config: DeviceConfig) -> None:
+        self.config = config
+        self.status = STARTING
+        self.tried = False
+        self.last_success: float | None = None
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self.failures_in_a_row = 0
+        self.polls = 0
+        self.poll_failures = 0
+        self.point_failures = 0
+        self.missed_cycles = 0
+        self.last_latency: float | None = None
+        self.latency_sum = 0.0
+        self.next_due = 0.0
+
+    def stats(self) -> dict[str, Any]:
+        """Poll statistics for the API."""
+        return {
+            "polls": self.polls,
+            "failures": self.poll_failures,
+            "point_failures": self.point_failures,
+            "failures_in_a_row": self.failures_in_a_row,
+            "missed_cycles": self.missed_cycles,
+            "last_latency_ms": None if self.last_latency is None else self.last_latency * 1000,
+            "mean_latency_ms": self.latency_sum * 1000 / self.polls if self.polls else None,
+        }
+
+
+class Publisher(Protocol):
+    """Where the poller hands results: the store and the hub, called without awaiting."""
+
+    def poll_succeeded(self, device: DeviceRuntime, results: ReadResult, ts: float) -> Any: ...
+
+    def poll_failed(self, device: DeviceRuntime, error: str, ts: float) -> None: ...
+
+    def status_changed(self, device: DeviceRuntime) -> None: ...
+
+
+class LinkPoller:
+    """Owns one link and the devices on it; ``run`` is the link's only task."""
+
+    def __init__(self, key: str, link: Link, devices: list[DeviceRuntime], publisher: Publisher):
+        self.key = key
+        self.link = link
+        self.devices = devices
+        self.publisher = publisher
+        self._jobs: deque[tuple[Callable[[], Awaitable[Any]], asyncio.Future[Any]]] = deque()
+        self._wake = asyncio.Event()
+        self._link_failures = 0
+        self._timeouts_in_a_row = 0
+        self._link_error: str | None = None
+        self._base = min(d.config.interval for d in devices)
+        self._cap = max(d.config.backoff_max for d in devices)
+
+    @property
+    def link_error(self) -> str | None:
+        """Why the link is down, or None while it is usable."""
+        return self._link_error
+
+    async def run(self) -> None:
+        """Poll forever; cancel to stop (the link is closed on the way out)."""
+        now = time.monotonic()
+        for device in self.devices:
+            device.next_due = now
+        try:
+            while True:
+                if not self.link.is_open and not await self._open():
+                    continue
+                if self._jobs:
+                    action, future = self._jobs.popleft()
+                    await self._run_job(action, future)
+                    continue
+                device = min(self.devices, key=lambda d: d.next_due)
+                delay = device.next_due - time.monotonic()
+                if delay > 0:
+                    await self._sleep(delay)
+                    continue
+                await self.poll(device)
+                self._schedule(device)
+        finally:
+            self._fail_jobs(LinkError("the bridge is shutting down"))
+            await self.link.close()
+
+    async def submit(self, action: Callable[[], Awaitable[T]]) -> T:
+        """Run ``action`` on this link's task, ahead of scheduled polls, and return its result.
+
+        Raises LinkError at once while the link is down.
+        """
+        if self._link_error is not None and not self.link.is_open:
+            raise LinkError(self._link_error)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._jobs.append((action, future))
+        self._wake.set()
+        return await future
+
+    async def poll(self, device: DeviceRuntime) -> DriverError | None:
+        """Poll one device now and publish what it gave; the failure, if it did not answer."""
+        started = time.monotonic()
+        device.polls += 1
+        try:
+            results = await self.link.read(device.config)
+        except DriverError as exc:
+            if self._failed(device, exc):
+                await self.link.close()
+            return exc
+        latency = time.monotonic() - started
+        device.last_latency = latency
+        device.latency_sum += latency
+        self._timeouts_in_a_row = 0
+        ts = time.time()
+        failed_points = sum(1 for r in results.values() if type(r) is PointFailure)
+        device.point_failures += failed_points
+        device.last_success = ts
+        device.tried = True
+        if device.failures_in_a_row:
+            log.info("%s answers again", device.config.id)
+        device.failures_in_a_row = 0
+        self.publisher.poll_succeeded(device, results, ts)
+        self._set_status(device, DEGRADED if failed_points else ONLINE, None)
+        return None
+
+    def _failed(self, device: DeviceRuntime, exc: DriverError) -> bool:
+        """Record a failed poll; True if the link should be closed and reopened."""
+        error = str(exc) or type(exc).__name__
+        device.poll_failures += 1
+        device.failures_in_a_row += 1
+        device.tried = True
+        device.last_error, device.last_error_at = error, time.time()
+        # The first failure is worth a warning; its repeats would flood the log.
+        level = logging.WARNING if device.failures_in_a_row == 1 else logging.DEBUG
+        log.log(level, "%s: poll failed: %s", device.config.id, error)
+        self.publisher.poll_failed(device, error, device.last_error_at)
+        self._set_status(device, OFFLINE, error)
+        if isinstance(exc, LinkError):
+            return True
+        if isinstance(exc, DeviceTimeout):
+            self._timeouts_in_a_row += 1
+            # Only when no device on the link answers: a mute unit beside live ones is no
+            # reason to drop their connection.
+            if self._timeouts_in_a_row >= REOPEN_AFTER_TIMEOUTS * len(self.devices):
+                self._timeouts_in_a_row = 0
+                return True
+        return False
+
+    def _schedule(self, device: DeviceRuntime) -> None:
+        config = device.config
+        now = time.monotonic()
+        if device.failures_in_a_row:
+            wait = max(
+                config.interval,
+                backoff(device.failures_in_a_row, config.interval, config.backoff_max),
+            )
+            device.next_due = now + wait
+            return
+        # Keep the phase: the next deadline is a whole number of intervals after the last,
+        # so that polls do not drift by the time each one takes.
+        due = device.next_due + config.interval
+        if due <= now:
+            missed = math.floor((now - due) / config.interval) + 1
+            device.missed_cycles += missed
+            due += missed * config.interval
+        device.next_due = due
+
+    def _set_status(self, device: DeviceRuntime, status: str, error: str | None) -> None:
+        if device.status != status:
+            device.status = status
+            self.publisher.status_changed(device)
+
+    async def _open(self) -> bool:
+        try:
+            await self.link.open()
+        except DriverError as exc:
+            self._link_failures += 1
+            error = str(exc) or type(exc).__name__
+            first = self._link_error is None
+            self._link_error = error
+            (log.warning if first else log.debug)("link %s cannot be opened: %s", self.key, error)
+            for device in self.devices:
+                device.polls += 1
+                self._failed(device, LinkError(error))
+            self._fail_jobs(LinkError(error))
+            await self._sleep(backoff(self._link_failures, self._base, self._cap))
+            return False
+        if self._link_error is not None:
+            log.info("link %s is open again", self.key)
+        self._link_failures = 0
+        self._link_error = None
+        now = time.monotonic()
+        for device in self.devices:
+            device.next_due = min(device.next_due, now)
+        return True
+
+    async def _run_job(
+        self, action: Callable[[], Awaitable[Any]], future: asyncio.Future[Any]
+    ) -> None:
+        if future.cancelled():
+            return
+        try:
+            result = await action()
+        except Exception as exc:  # handed to the waiting caller, who reports it
+            if not future.cancelled():
+                future.set_exception(exc)
+        else:
+            if not future.cancelled():
+                future.set_result(result)
+
+    def _fail_jobs(self, exc: Exception) -> None:
+        while self._jobs:
+            _, future = self._jobs.popleft()
+            if not future.done():
+                future.set_exception(exc)
+
+    async def _sleep(self, delay: float) -> None:
+        """Sleep until the delay passes or a job arrives."""
+        self._wake.clear()
+        if self._jobs:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=delay)

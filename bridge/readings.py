@@ -1,0 +1,53 @@
+"""Readings: the plain, frozen records that flow from the poller to the API."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+
+from drivers.base import Value
+
+GOOD: Final = "good"
+STALE: Final = "stale"
+BAD: Final = "bad"
+
+
+def iso_time(epoch: float) -> str:
+    """``2026-11-27T13:05:07.123Z`` for a Unix time."""
+    whole = int(epoch)
+    millis = int((epoch - whole) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One point's value at one moment, as published.
+
+    ``ts`` is when the value was read from the device (Unix time; None if never read);
+    ``seq`` is the process-wide publication counter (0 for a point never published).
+    """
+
+    device: str
+    point: str
+    value: Value | None
+    unit: str | None
+    quality: str
+    ts: float | None
+    seq: int
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's JSON shape of a reading."""
+        body: dict[str, Any] = {
+            "device": self.device,
+            "point": self.point,
+            "value": self.value,
+            "unit": self.unit,
+            "quality": self.quality,
+            "ts": None if self.ts is None else iso_time(self.ts),
+            "seq": self.seq,
+        }
+        if self.error is not None:
+            body["error"] = self.error
+        return body

@@ -1,0 +1,106 @@
+"""Running the bridge and its API until asked to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import signal
+from collections.abc import Callable, Sequence
+
+from aiohttp import web
+
+from bridge import __version__
+from bridge.api.app import make_app
+from bridge.config import BridgeConfig
+from bridge.service import Bridge
+
+log = logging.getLogger(__name__)
+
+#: seconds that open HTTP requests get to finish on shutdown
+SHUTDOWN_GRACE = 2.0
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class RunningServer:
+    """A bridge with its HTTP site listening; ``close`` stops both."""
+
+    def __init__(self, bridge: Bridge, runner: web.AppRunner, url: str) -> None:
+        self.bridge = bridge
+        self.runner = runner
+        self.url = url
+
+    async def close(self) -> None:
+        """Stop accepting requests, close the streams, stop polling and close the links."""
+        self.bridge.stopping = True
+        await self.runner.cleanup()
+        await self.bridge.stop()
+
+
+async def start_server(config: BridgeConfig) -> RunningServer:
+    """Start polling and serving; returns once the port is bound."""
+    settings = config.settings
+    if not is_loopback(settings.host) and not settings.read_token:
+        log.warning(
+            "listening on %s without BRIDGE_READ_TOKEN: anyone who can reach this address "
+            "can read every device. Set a read token, or listen on 127.0.0.1.",
+            settings.host,
+        )
+    bridge = Bridge(config)
+    await bridge.start()
+    runner = web.AppRunner(
+        make_app(bridge), handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE, access_log=None
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        await bridge.stop()
+        raise OSError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from exc
+    port = runner.addresses[0][1]
+    host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+    return RunningServer(bridge, runner, f"http://{host}:{port}{settings.root_path}")
+
+
+def stop_on_signals(stop: asyncio.Event) -> Callable[[], None]:
+    """Set ``stop`` on SIGINT or SIGTERM; returns a function that removes the handlers."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    def remove() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+    return remove
+
+
+async def serve_until_stopped(config: BridgeConfig, extra: Sequence[str] = ()) -> None:
+    """Serve until SIGINT or SIGTERM, printing where; then close everything."""
+    stop = asyncio.Event()
+    remove = stop_on_signals(stop)
+    server = await start_server(config)
+    try:
+        ws_url = server.url.replace("http", "ws", 1)
+        print(f"device-bridge {__version__}: {len(config.devices)} device(s)", flush=True)
+        print(f"  readings: {server.url}/api/v1/readings", flush=True)
+        print(f"  devices:  {server.url}/api/v1/devices", flush=True)
+        print(f"  stream:   {ws_url}/api/v1/stream", flush=True)
+        for line in extra:
+            print(line, flush=True)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        remove()
+        await server.close()

@@ -1,0 +1,121 @@
+"""The running bridge: one poller per link, the store, the hub, and their lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from bridge.config import BridgeConfig
+from bridge.hub import Hub
+from bridge.poller import DeviceRuntime, LinkPoller
+from bridge.readings import Reading, iso_time
+from bridge.store import Store
+from drivers.base import ReadResult
+
+log = logging.getLogger(__name__)
+
+
+class UnknownDevice(KeyError):
+    """No device has this id."""
+
+
+class Bridge:
+    """Everything the API needs: devices' states, the store, the hub, and the pollers."""
+
+    def __init__(self, config: BridgeConfig) -> None:
+        self.config = config
+        self.settings = config.settings
+        self.store = Store(config.devices, config.settings.history)
+        self.hub = Hub(config.settings.subscriber_queue)
+        self.devices: dict[str, DeviceRuntime] = {d.id: DeviceRuntime(d) for d in config.devices}
+        self.pollers: list[LinkPoller] = []
+        self._poller_of: dict[str, LinkPoller] = {}
+        for link in config.links:
+            runtimes = [self.devices[d.id] for d in link.devices]
+            poller = LinkPoller(
+                link.key, link.driver.open_link(link.key, link.devices), runtimes, self
+            )
+            self.pollers.append(poller)
+            for device in link.devices:
+                self._poller_of[device.id] = poller
+        self._tasks: list[asyncio.Task[None]] = []
+        self.stopping = False
+        self.loop_heartbeat = 0.0
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start one task per link; returns at once."""
+        for poller in self.pollers:
+            self._tasks.append(asyncio.create_task(poller.run(), name=f"poll {poller.key}"))
+
+    async def stop(self) -> None:
+        """Stop polling and close every link."""
+        self.stopping = True
+        for task in self._tasks:
+            task.cancel()
+        results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                log.error("a poller ended with an error: %s", result)
+        self._tasks.clear()
+
+    @property
+    def ready(self) -> bool:
+        """Every device has been tried at least once, and the bridge is not stopping."""
+        return not self.stopping and all(d.tried for d in self.devices.values())
+
+    @property
+    def alive(self) -> bool:
+        """Every poller task is still running (they only end on shutdown)."""
+        return all(not t.done() for t in self._tasks)
+
+    # -- actions --------------------------------------------------------------------
+
+    def device(self, device_id: str) -> DeviceRuntime:
+        """The runtime of one device; UnknownDevice if none has this id."""
+        try:
+            return self.devices[device_id]
+        except KeyError:
+            raise UnknownDevice(device_id) from None
+
+    async def poll_now(self, device_id: str) -> list[Reading]:
+        """Poll one device through its link's queue; its readings after the poll.
+
+        Raises DriverError (LinkError, DeviceTimeout, ...) if the device did not answer.
+        """
+        runtime = self.device(device_id)
+        poller = self._poller_of[device_id]
+
+        failure = await poller.submit(lambda: poller.poll(runtime))
+        if failure is not None:
+            raise failure
+        return self.store.device_readings(device_id)
+
+    # -- Publisher: called by the pollers, never awaiting -----------------------------
+
+    def poll_succeeded(self, device: DeviceRuntime, results: ReadResult, ts: float) -> None:
+        published = self.store.apply_poll(device.config.id, results, ts)
+        self.hub.publish_readings(device.config.id, published)
+
+    def poll_failed(self, device: DeviceRuntime, error: str, ts: float) -> None:
+        published = self.store.mark_stale(device.config.id, error)
+        self.hub.publish_readings(device.config.id, published)
+
+    def status_changed(self, device: DeviceRuntime) -> None:
+        log.info("%s is %s", device.config.id, device.status)
+        self.hub.publish_status(device.config.id, self.status_frame(device))
+
+    def status_frame(self, device: DeviceRuntime) -> dict[str, Any]:
+        """The stream's ``status`` frame for a device."""
+        frame: dict[str, Any] = {
+            "type": "status",
+            "device": device.config.id,
+            "status": device.status,
+        }
+        if device.status not in ("online", "starting") and device.last_error:
+            frame["error"] = device.last_error
+        stamp = device.last_error_at if device.status == "offline" else device.last_success
+        frame["ts"] = iso_time(stamp) if stamp else None
+        return frame

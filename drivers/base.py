@@ -1,0 +1,153 @@
+"""The contract between the bridge and a driver family.
+
+A *driver* is registered under the entry-point group ``device_bridge.drivers`` as a class
+that the bridge instantiates once, with no arguments. It validates its own kind of device
+entry (``device_model``), says which devices share a link (``link_key``) and opens one
+:class:`Link` per link. A link owns one connection (a TCP socket, a serial port) and is used
+by exactly one poller task, one request at a time: it never needs its own locking.
+
+Drivers are thin: they do not retry, sleep or keep time. Every transport or protocol failure
+becomes one of the :class:`DriverError` subclasses; the poller decides what follows.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Value = float | int | bool | str
+"""A decoded point value, after scale and offset."""
+
+Identifier = Annotated[str, Field(pattern=r"^[a-z0-9_-]+$", min_length=1, max_length=64)]
+
+
+class DriverError(Exception):
+    """A device or its link failed. The message is shown to users as the error."""
+
+
+class LinkError(DriverError):
+    """The link itself is down (connection refused or lost, port gone); it must be reopened."""
+
+
+class DeviceTimeout(DriverError):
+    """The device did not answer within its timeout."""
+
+
+class DeviceError(DriverError):
+    """The device answered, but not with anything usable (a malformed or refused request)."""
+
+
+class BadValue(ValueError):
+    """A value given for a write cannot be represented by the point (type, range, encoding)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PointFailure:
+    """This point could not be read in this poll; the rest of the device may be fine."""
+
+    error: str
+
+
+ReadResult = Mapping[str, Value | PointFailure]
+"""What one poll of a device gives: point id to value or failure, for every point."""
+
+
+class PointConfig(BaseModel):
+    """Fields every point has, whatever its driver."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Identifier
+    unit: str | None = None
+    deadband: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    writable: bool = False
+
+
+class DeviceConfig(BaseModel):
+    """Fields every device entry has, whatever its driver. Drivers subclass it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Identifier
+    driver: str
+    interval: float = Field(default=1.0, gt=0, le=86400, allow_inf_nan=False)
+    timeout: float = Field(default=1.0, gt=0, le=600, allow_inf_nan=False)
+    backoff_max: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
+    points: Sequence[PointConfig] = Field(min_length=1)
+
+    @field_validator("points")
+    @classmethod
+    def _unique_point_ids(cls, points: Sequence[PointConfig]) -> Sequence[PointConfig]:
+        seen: set[str] = set()
+        for point in points:
+            if point.id in seen:
+                raise ValueError(f"point id {point.id!r} is used twice")
+            seen.add(point.id)
+        return points
+
+    def point(self, point_id: str) -> PointConfig | None:
+        """The point with this id, or None."""
+        return next((p for p in self.points if p.id == point_id), None)
+
+
+def finite(value: float) -> bool:
+    """True unless the value is NaN or infinite (which JSON cannot carry)."""
+    return not (math.isnan(value) or math.isinf(value))
+
+
+class Link(ABC):
+    """One connection shared by the devices on it; used by one task, one call at a time."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Open the connection; raise :class:`LinkError` if it cannot be opened."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close the connection; never raises."""
+
+    @property
+    @abstractmethod
+    def is_open(self) -> bool:
+        """Whether the connection is usable now (it may have been lost since ``open``)."""
+
+    @abstractmethod
+    async def read(self, device: DeviceConfig) -> ReadResult:
+        """Read every point of the device once, each request bounded by ``device.timeout``.
+
+        A failure of the whole device raises a :class:`DriverError` at the first request that
+        fails, so a dead device costs at most one timeout; a failure of single points is
+        returned as :class:`PointFailure` values.
+        """
+
+    async def write(self, device: DeviceConfig, point_id: str, value: Value) -> None:
+        """Write one point's value to the device (raises :class:`BadValue` or DriverError)."""
+        raise DeviceError(f"driver {device.driver!r} cannot write")
+
+
+class Driver(ABC):
+    """A driver family, registered under the entry-point group ``device_bridge.drivers``."""
+
+    name: ClassVar[str]
+    device_model: ClassVar[type[DeviceConfig]]
+
+    @abstractmethod
+    def link_key(self, device: DeviceConfig) -> str:
+        """A name for the link the device is on; devices with equal keys share one link."""
+
+    def check_link(self, devices: Sequence[DeviceConfig]) -> list[str]:
+        """Problems with putting these devices on one link (e.g. serial settings differ)."""
+        return []
+
+    @abstractmethod
+    def open_link(self, key: str, devices: Sequence[DeviceConfig]) -> Link:
+        """Create (not yet open) the link for these devices."""
+
+    def describe(self, device: DeviceConfig) -> list[str]:
+        """Lines for ``device-bridge check``: what one poll of this device sends."""
+        return [f"reads {len(device.points)} point(s)"]

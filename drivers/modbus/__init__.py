@@ -1,0 +1,1 @@
+"""Modbus drivers: configuration, request planning, decoding, and the TCP transport."""

@@ -1,0 +1,161 @@
+"""Reading a Modbus device through any transport: planned blocks and refusal learning.
+
+A :class:`ModbusLink` keeps, per device, the blocks it reads and what it has learnt from
+refusals (see :mod:`drivers.modbus.planner`). Transports implement ``_request``, one
+request/response, bounded by the device's timeout.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from drivers.base import DeviceConfig, DeviceError, Link, PointFailure, ReadResult, Value
+from drivers.modbus.codec import decode_block
+from drivers.modbus.config import ModbusDevice, ModbusPoint
+from drivers.modbus.planner import ReadBlock, barrier_between, plan_reads, split_block
+
+ILLEGAL_ADDRESS = 2
+
+#: a point found unreadable is asked for again only every this many polls
+REPROBE_EVERY = 30
+
+EXCEPTION_NAMES = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "server device failure",
+    5: "acknowledge",
+    6: "server device busy",
+    8: "memory parity error",
+    10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}
+
+
+class ModbusRefusal(DeviceError):
+    """The device answered a request with a Modbus exception code."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+        super().__init__(
+            f"device refused: exception {code} ({EXCEPTION_NAMES.get(code, 'unknown')})"
+        )
+
+
+@dataclass
+class DevicePlan:
+    """What the link has learnt about one device's address space, and the blocks that follow."""
+
+    device: ModbusDevice
+    barriers: set[tuple[str, int]] = field(default_factory=set)
+    isolated: set[str] = field(default_factory=set)
+    unreadable: dict[str, str] = field(default_factory=dict)
+    polls: int = 0
+    blocks: list[ReadBlock] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.replan()
+
+    def replan(self) -> None:
+        """Recompute the blocks from the points and what has been learnt."""
+        self.blocks = plan_reads(
+            self.device.points,
+            max_gap=self.device.max_gap,
+            max_registers=self.device.max_registers,
+            max_bits=self.device.max_bits,
+            barriers=frozenset(self.barriers),
+            isolated=frozenset(self.isolated),
+        )
+
+
+def plan_for(device: ModbusDevice) -> DevicePlan:
+    """A fresh plan for a device (also what ``device-bridge check`` prints)."""
+    return DevicePlan(device)
+
+
+class ModbusLink(Link):
+    """The transport-independent half of a Modbus link."""
+
+    def __init__(self, devices: Sequence[DeviceConfig]) -> None:
+        self._plans: dict[str, DevicePlan] = {}
+        for device in devices:
+            assert isinstance(device, ModbusDevice)
+            self._plans[device.id] = DevicePlan(device)
+
+    def plan(self, device_id: str) -> DevicePlan:
+        """The current plan of a device on this link."""
+        return self._plans[device_id]
+
+    @abstractmethod
+    async def _request(
+        self, device: ModbusDevice, block: ReadBlock
+    ) -> Sequence[int] | Sequence[bool]:
+        """Send one read request and return its registers or bits.
+
+        Raises ModbusRefusal for an exception response and another DriverError for anything
+        else (timeout, lost connection, malformed answer).
+        """
+
+    async def read(self, device: DeviceConfig) -> ReadResult:
+        plan = self._plans[device.id]
+        plan.polls += 1
+        reprobe = plan.polls % REPROBE_EVERY == 0
+        results: dict[str, Value | PointFailure] = {}
+        learnt = False
+        for block in plan.blocks:
+            if len(block.points) == 1 and block.points[0].id in plan.unreadable and not reprobe:
+                point = block.points[0]
+                results[point.id] = PointFailure(plan.unreadable[point.id])
+                continue
+            learnt |= await self._read_block(plan, block, results)
+        if learnt:
+            plan.replan()
+        return results
+
+    async def _read_block(
+        self, plan: DevicePlan, block: ReadBlock, results: dict[str, Value | PointFailure]
+    ) -> bool:
+        """Read one block into ``results``; True if a refusal taught the plan something.
+
+        A block refused as an illegal address is split in two and both halves read at once:
+        if both then succeed, the unused addresses between them were the cause and become a
+        barrier; a single refused point is isolated and reported as failed.
+        """
+        try:
+            data = await self._request(plan.device, block)
+        except ModbusRefusal as refusal:
+            if refusal.code != ILLEGAL_ADDRESS:
+                for point in block.points:
+                    results[point.id] = PointFailure(str(refusal))
+                return False
+            if len(block.points) == 1:
+                point = block.points[0]
+                message = f"unreadable: {refusal}"
+                results[point.id] = PointFailure(message)
+                plan.isolated.add(point.id)
+                first_time = point.id not in plan.unreadable
+                plan.unreadable[point.id] = message
+                return first_time
+            left, right = split_block(block)
+            failed_before = len([r for r in results.values() if type(r) is PointFailure])
+            self_learnt = await self._read_block(plan, left, results)
+            self_learnt |= await self._read_block(plan, right, results)
+            failed_after = len([r for r in results.values() if type(r) is PointFailure])
+            if failed_after == failed_before and not self_learnt:
+                plan.barriers.add(barrier_between(left, right))
+            return True
+        for point, value in decode_block(block, data):
+            results[point.id] = value
+        if len(block.points) == 1 and block.points[0].id in plan.unreadable:
+            # A point that came back (a device reconfigured) rejoins its neighbours' block.
+            del plan.unreadable[block.points[0].id]
+            plan.isolated.discard(block.points[0].id)
+            return True
+        return False
+
+
+def point_of(device: ModbusDevice, point_id: str) -> ModbusPoint | None:
+    """The Modbus point with this id, or None."""
+    return next((p for p in device.points if p.id == point_id), None)

@@ -1,0 +1,122 @@
+"""The ``modbus-tcp`` driver: Modbus TCP devices through the pymodbus async client.
+
+pymodbus is used only here, for framing and the socket; its own retries and reconnection are
+switched off, because the poller owns time. Devices on one host and port share one
+connection; requests on it are never concurrent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException
+
+from drivers.base import DeviceConfig, DeviceError, DeviceTimeout, Driver, Link, LinkError
+from drivers.modbus.config import ModbusDevice, ModbusTcpDevice
+from drivers.modbus.link import ModbusLink, ModbusRefusal, plan_for
+from drivers.modbus.planner import ReadBlock, describe_block
+
+# pymodbus logs every skipped late frame and lost connection at ERROR; the poller reports
+# what matters to the user once, so its chatter is kept out of the service log.
+logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
+class ModbusTcpLink(ModbusLink):
+    """One TCP connection to a Modbus server (or gateway) shared by its devices."""
+
+    def __init__(self, host: str, port: int, devices: Sequence[DeviceConfig]) -> None:
+        super().__init__(devices)
+        self.host, self.port = host, port
+        self._connect_timeout = max(d.timeout for d in devices)
+        self._client: AsyncModbusTcpClient | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._client is not None and self._client.connected
+
+    async def open(self) -> None:
+        await self.close()
+        client = AsyncModbusTcpClient(
+            self.host,
+            port=self.port,
+            # Our own asyncio.timeout bounds each request; pymodbus's must not fire first.
+            timeout=self._connect_timeout * 2 + 1,
+            retries=0,
+            reconnect_delay=0,
+        )
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                connected = await client.connect()
+        except TimeoutError:
+            connected = False
+        if not connected:
+            client.close()
+            raise LinkError(f"cannot connect to {self.host}:{self.port}")
+        self._client = client
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def _request(
+        self, device: ModbusDevice, block: ReadBlock
+    ) -> Sequence[int] | Sequence[bool]:
+        client = self._client
+        if client is None or not client.connected:
+            raise LinkError(f"connection to {self.host}:{self.port} is lost")
+        call: Any = {
+            "holding": client.read_holding_registers,
+            "input": client.read_input_registers,
+            "coil": client.read_coils,
+            "discrete": client.read_discrete_inputs,
+        }[block.table]
+        try:
+            async with asyncio.timeout(device.timeout):
+                response = await call(block.start, count=block.count, device_id=device.unit)
+        except TimeoutError:
+            raise DeviceTimeout(
+                f"unit {device.unit} at {self.host}:{self.port} did not answer within "
+                f"{device.timeout:g} s"
+            ) from None
+        except ModbusException as exc:
+            if not client.connected:
+                raise LinkError(f"connection to {self.host}:{self.port} is lost") from None
+            raise DeviceError(f"bad answer from unit {device.unit}: {exc}") from None
+        if response.isError():
+            raise ModbusRefusal(int(response.exception_code))
+        if block.table in ("holding", "input"):
+            registers: list[int] = response.registers
+            if len(registers) != block.count:
+                raise DeviceError(
+                    f"unit {device.unit} answered {len(registers)} registers for {block.count}"
+                )
+            return registers
+        bits: list[bool] = response.bits
+        if len(bits) < block.count:
+            raise DeviceError(f"unit {device.unit} answered {len(bits)} bits for {block.count}")
+        return bits[: block.count]
+
+
+class ModbusTcpDriver(Driver):
+    """Modbus TCP: ``connection: {host, port}``, one connection per endpoint."""
+
+    name = "modbus-tcp"
+    device_model = ModbusTcpDevice
+
+    def link_key(self, device: DeviceConfig) -> str:
+        assert isinstance(device, ModbusTcpDevice)
+        return f"tcp://{device.connection.host}:{device.connection.port}"
+
+    def open_link(self, key: str, devices: Sequence[DeviceConfig]) -> Link:
+        first = devices[0]
+        assert isinstance(first, ModbusTcpDevice)
+        return ModbusTcpLink(first.connection.host, first.connection.port, devices)
+
+    def describe(self, device: DeviceConfig) -> list[str]:
+        assert isinstance(device, ModbusDevice)
+        return [describe_block(block) for block in plan_for(device).blocks]

@@ -1,0 +1,100 @@
+"""One case per driver for the driver contract suite: a simulator and a device on it.
+
+A case starts its driver's simulator, builds device entries for it, and gives the test the
+switches the contract suite needs. Adding a driver means adding a case here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from conftest import BOILER_POINTS, boiler_state, tcp_device
+
+from bridge.registry import available_drivers
+from drivers.base import DeviceConfig, Driver
+from simulators.modbus import ModbusSimulator
+from simulators.modbus_tcp import ModbusTcpServer
+
+
+class Running(Protocol):
+    """A simulator running for one test."""
+
+    def device(self, device_id: str = "dev", **extra: Any) -> dict[str, Any]:
+        """A device entry (as in the file) for a device this simulator answers for."""
+
+    def unanswered_device(self, device_id: str = "mute", **extra: Any) -> dict[str, Any]:
+        """A device entry on the same link that never answers."""
+
+    def set_silent(self, silent: bool) -> None:
+        """Stop (or resume) answering anything."""
+
+    def change(self) -> tuple[str, Any]:
+        """Change one value in the simulator; the point id and the value to expect."""
+
+    async def stop(self) -> None:
+        """Take the simulator away (the link's far end disappears)."""
+
+
+@dataclass
+class DriverCase:
+    """A driver, its simulator, and the values the suite expects to read."""
+
+    name: str
+    expected: dict[str, Any]
+
+    @property
+    def driver(self) -> Driver:
+        return available_drivers()[self.name]
+
+    def config(self, entry: dict[str, Any]) -> DeviceConfig:
+        return self.driver.device_model.model_validate(entry)
+
+    def running(self) -> Any:
+        raise NotImplementedError
+
+
+class _ModbusTcpRunning:
+    def __init__(self, sim: ModbusSimulator, server: ModbusTcpServer) -> None:
+        self.sim, self.server = sim, server
+
+    def device(self, device_id: str = "dev", **extra: Any) -> dict[str, Any]:
+        return tcp_device(device_id, self.server.port, **extra)
+
+    def unanswered_device(self, device_id: str = "mute", **extra: Any) -> dict[str, Any]:
+        return tcp_device(device_id, self.server.port, unit=99, **extra)
+
+    def set_silent(self, silent: bool) -> None:
+        self.sim.silent = silent
+
+    def change(self) -> tuple[str, Any]:
+        self.sim.units[1].set_value("holding", 0, "float32", -7.25)
+        return "temperature", -7.25
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+
+class ModbusTcpCase(DriverCase):
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[_ModbusTcpRunning]:
+        sim = ModbusSimulator({1: boiler_state()})
+        server = ModbusTcpServer(sim)
+        await server.start("127.0.0.1", 0)
+        try:
+            yield _ModbusTcpRunning(sim, server)
+        finally:
+            await server.stop()
+
+
+CASES: list[DriverCase] = [
+    ModbusTcpCase(
+        "modbus-tcp",
+        expected={"temperature": 21.5, "pressure": 1.52, "pump_on": True, "setpoint": 65.0,
+                  "alarm": True, "model": "BOILER-1"},
+    ),
+]  # fmt: skip
+
+assert {p["id"] for p in BOILER_POINTS} == set(CASES[0].expected)
