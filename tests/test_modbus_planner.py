@@ -71,9 +71,9 @@ def test_register_cap() -> None:
 
 
 def test_bit_tables_use_sixteen_times_the_gap_and_the_bit_cap() -> None:
-    coils = [pt("a", "coil", 0), pt("b", "coil", 160)]
-    assert spans(plan_reads(coils, max_gap=10)) == [("coil", 0, 161)]
     coils = [pt("a", "coil", 0), pt("b", "coil", 161)]
+    assert spans(plan_reads(coils, max_gap=10)) == [("coil", 0, 162)]
+    coils = [pt("a", "coil", 0), pt("b", "coil", 162)]
     assert len(plan_reads(coils, max_gap=10)) == 2
     discrete = [pt(f"d{a}", "discrete", a) for a in range(0, 2001, 100)]
     blocks = plan_reads(discrete, max_gap=124)
@@ -343,6 +343,28 @@ class Learnt:
     polls: int
 
 
+def poll(
+    block: ReadBlock,
+    unreadable: frozenset[tuple[str, int]],
+    barriers: set[tuple[str, int]],
+    isolated: set[str],
+) -> bool:
+    """The driver's part: read ``block`` from a device that refuses (exception 2) any read
+    covering an address in ``unreadable``, splitting refused blocks and recording what it
+    learns. True if the device answered this request itself (not only its halves)."""
+    if not any((block.table, a) in unreadable for a in range(block.start, block.end)):
+        return True
+    if len(block.points) == 1:
+        isolated.add(block.points[0].id)
+        return False
+    left, right = split_block(block)
+    left_answered = poll(left, unreadable, barriers, isolated)
+    right_answered = poll(right, unreadable, barriers, isolated)
+    if left_answered and right_answered:
+        barriers.add(barrier_between(left, right))
+    return False
+
+
 def learn(
     points: Sequence[ModbusPoint],
     unreadable: frozenset[tuple[str, int]],
@@ -351,8 +373,8 @@ def learn(
     max_registers: int = 125,
     max_bits: int = 2000,
 ) -> Learnt:
-    """Poll a simulated device that refuses (exception 2) any read covering an address in
-    ``unreadable``, learning as the planner's docstring says, until a poll learns nothing."""
+    """Poll a simulated device, learning as the planner's docstring says and re-planning
+    after each poll, until a poll learns nothing."""
     barriers: frozenset[tuple[str, int]] = frozenset()
     isolated: frozenset[str] = frozenset()
     for polls in range(1, 50):
@@ -365,23 +387,8 @@ def learn(
             isolated=isolated,
         )
         new_barriers, new_isolated = set(barriers), set(isolated)
-
-        def read(block: ReadBlock) -> bool:
-            """True if the device answered this request (not whether its halves did)."""
-            if not any((block.table, a) in unreadable for a in range(block.start, block.end)):
-                return True
-            if len(block.points) == 1:
-                new_isolated.add(block.points[0].id)
-                return False
-            left, right = split_block(block)
-            left_answered = read(left)
-            right_answered = read(right)
-            if left_answered and right_answered:
-                new_barriers.add(barrier_between(left, right))
-            return False
-
         for block in blocks:
-            read(block)
+            poll(block, unreadable, new_barriers, new_isolated)
         if new_barriers == barriers and new_isolated == isolated:
             return Learnt(blocks, barriers, isolated, polls)
         barriers, isolated = frozenset(new_barriers), frozenset(new_isolated)

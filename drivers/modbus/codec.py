@@ -51,8 +51,9 @@ _FLOATS: dict[str, str] = {"float32": "f", "float64": "d"}
 
 _FLOAT32 = Struct(">f")
 
-# (registers, block buffer of those registers packed big-endian, offset in registers)
+# Both take (registers, the block's registers packed big-endian, offset in registers).
 _Decode = Callable[[Sequence[int], bytes, int], "Value | PointFailure"]
+_Raw = Callable[[Sequence[int], bytes, int], float]
 
 
 @lru_cache(maxsize=256)
@@ -76,13 +77,13 @@ def _float32_text(raw: float) -> str:
     return format(raw, ".9g")
 
 
-def _integer_decoder(raw: _Decode, scale: float, offset: float) -> _Decode:
+def _integer_decoder(raw: _Raw, scale: float, offset: float) -> _Decode:
     if scale == 1 and offset == 0:
         return raw
     places = max(_places(repr(scale)), _places(repr(offset)))
 
     def decode(registers: Sequence[int], buffer: bytes, at: int) -> Value | PointFailure:
-        value = raw(registers, buffer, at) * scale + offset  # type: ignore[operator]
+        value = raw(registers, buffer, at) * scale + offset
         if not math.isfinite(value):
             return NOT_FINITE
         return round(value, places)
@@ -90,26 +91,19 @@ def _integer_decoder(raw: _Decode, scale: float, offset: float) -> _Decode:
     return decode
 
 
-def _float_decoder(raw: _Decode, single: bool, scale: float, offset: float) -> _Decode:
+def _float_decoder(raw: _Raw, single: bool, scale: float, offset: float) -> _Decode:
     scaled = not (scale == 1 and offset == 0)
     scale_places = _places(repr(scale))
     offset_places = _places(repr(offset))
 
     def decode(registers: Sequence[int], buffer: bytes, at: int) -> Value | PointFailure:
         value = raw(registers, buffer, at)
-        assert isinstance(value, float)
         if not math.isfinite(value):
             return NOT_FINITE
-        if single:
-            text = _float32_text(value)
-            value = float(text)
-        elif scaled:
-            text = repr(value)
-        else:
-            return value
         if not scaled:
-            return value
-        value = value * scale + offset
+            return float(_float32_text(value)) if single else value
+        text = _float32_text(value) if single else repr(value)
+        value = float(text) * scale + offset
         if not math.isfinite(value):
             return NOT_FINITE
         return round(value, max(_places(text) + scale_places, offset_places))
@@ -159,18 +153,20 @@ def _decoder(
         word_order = byte_order
     code = _INTEGERS[kind][0] if kind in _INTEGERS else _FLOATS[kind]
     unpack = Struct(("<" if word_order == "little" else ">") + code).unpack_from
-    raw: _Decode
+    raw: _Raw
     if byte_order == word_order:
         # Both big, or both little (then the big-endian bytes are the value's little-endian
         # bytes): the block buffer holds the value as is.
-        def raw(registers: Sequence[int], buffer: bytes, at: int) -> Value | PointFailure:
-            return unpack(buffer, 2 * at)[0]  # type: ignore[no-any-return]
+        def raw(registers: Sequence[int], buffer: bytes, at: int) -> float:
+            number: float = unpack(buffer, 2 * at)[0]
+            return number
 
     else:
         pack = _registers_struct(width, "<").pack
 
-        def raw(registers: Sequence[int], buffer: bytes, at: int) -> Value | PointFailure:
-            return unpack(pack(*registers[at : at + width]))[0]  # type: ignore[no-any-return]
+        def raw(registers: Sequence[int], buffer: bytes, at: int) -> float:
+            number: float = unpack(pack(*registers[at : at + width]))[0]
+            return number
 
     if kind in _INTEGERS:
         return width, _integer_decoder(raw, scale, offset)
@@ -300,19 +296,20 @@ def _value_bytes(point: ModbusPoint, value: Value) -> bytes:
                 raise BadValue(f"{value!r} is out of range for point {point.id!r}")
             raw = round(raw)
         if not low <= raw <= high:
-            scaled = "" if raw == value else f" (raw {raw} after scale and offset)"
+            unscaled = point.scale == 1 and point.offset == 0
+            scaled = "" if unscaled else f" (raw {raw} after scale and offset)"
             raise BadValue(
                 f"{value!r}{scaled} is out of range for point {point.id!r}: "
                 f"{kind} holds {low}..{high}"
             )
         return Struct(order + code).pack(raw)
     try:
-        raw = float(raw)
-        if not math.isfinite(raw):
-            raise OverflowError
-        return Struct(order + _FLOATS[kind]).pack(raw)
-    except OverflowError:
-        raise BadValue(f"{value!r} is out of range for {kind} point {point.id!r}") from None
+        number = float(raw)
+        if math.isfinite(number):
+            return Struct(order + _FLOATS[kind]).pack(number)
+    except OverflowError:  # an int beyond any float, or beyond float32
+        pass
+    raise BadValue(f"{value!r} is out of range for {kind} point {point.id!r}")
 
 
 def encode_value(point: ModbusPoint, value: Value) -> list[int] | bool:

@@ -144,6 +144,16 @@ class ModbusDevice(DeviceConfig):
     max_bits: int = Field(default=2000, ge=1, le=2000)
     points: Sequence[ModbusPoint] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _points_fit_a_request(self) -> ModbusDevice:
+        for point in self.points:
+            if point.table in REGISTER_TABLES and point.width > self.max_registers:
+                raise ValueError(
+                    f"point {point.id!r} is {point.width} registers wide, more than "
+                    f"max_registers ({self.max_registers}) allows in one request"
+                )
+        return self
+
 
 class ModbusTcpDevice(ModbusDevice):
     """A ``modbus-tcp`` device entry."""

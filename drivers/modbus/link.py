@@ -109,19 +109,19 @@ class ModbusLink(Link):
                 point = block.points[0]
                 results[point.id] = PointFailure(plan.unreadable[point.id])
                 continue
-            learnt |= await self._read_block(plan, block, results)
+            learnt |= (await self._read_block(plan, block, results))[1]
         if learnt:
             plan.replan()
         return results
 
     async def _read_block(
         self, plan: DevicePlan, block: ReadBlock, results: dict[str, Value | PointFailure]
-    ) -> bool:
-        """Read one block into ``results``; True if a refusal taught the plan something.
+    ) -> tuple[bool, bool]:
+        """Read one block into ``results``: (answered without a refusal, learnt something).
 
         A block refused as an illegal address is split in two and both halves read at once:
-        if both then succeed, the unused addresses between them were the cause and become a
-        barrier; a single refused point is isolated and reported as failed.
+        if both are then answered, the unused addresses between them were the cause and
+        become a barrier; a single refused point is isolated and reported as failed.
         """
         try:
             data = await self._request(plan.device, block)
@@ -129,7 +129,7 @@ class ModbusLink(Link):
             if refusal.code != ILLEGAL_ADDRESS:
                 for point in block.points:
                     results[point.id] = PointFailure(str(refusal))
-                return False
+                return False, False
             if len(block.points) == 1:
                 point = block.points[0]
                 message = f"unreadable: {refusal}"
@@ -137,23 +137,21 @@ class ModbusLink(Link):
                 plan.isolated.add(point.id)
                 first_time = point.id not in plan.unreadable
                 plan.unreadable[point.id] = message
-                return first_time
+                return False, first_time
             left, right = split_block(block)
-            failed_before = len([r for r in results.values() if type(r) is PointFailure])
-            self_learnt = await self._read_block(plan, left, results)
-            self_learnt |= await self._read_block(plan, right, results)
-            failed_after = len([r for r in results.values() if type(r) is PointFailure])
-            if failed_after == failed_before and not self_learnt:
+            left_answered, _ = await self._read_block(plan, left, results)
+            right_answered, _ = await self._read_block(plan, right, results)
+            if left_answered and right_answered:
                 plan.barriers.add(barrier_between(left, right))
-            return True
+            return False, True
         for point, value in decode_block(block, data):
             results[point.id] = value
         if len(block.points) == 1 and block.points[0].id in plan.unreadable:
             # A point that came back (a device reconfigured) rejoins its neighbours' block.
             del plan.unreadable[block.points[0].id]
             plan.isolated.discard(block.points[0].id)
-            return True
-        return False
+            return True, True
+        return True, False
 
 
 def point_of(device: ModbusDevice, point_id: str) -> ModbusPoint | None:
