@@ -174,6 +174,17 @@ def parse_config(data: Any, source: str = "<config>", text: str | None = None) -
         for device in devices:
             driver = drivers[device.driver]
             grouped.setdefault((device.driver, driver.link_key(device)), []).append(device)
+        drivers_of_key: dict[str, list[str]] = {}
+        for name, key in grouped:
+            drivers_of_key.setdefault(key, []).append(name)
+        for key, names in drivers_of_key.items():
+            if len(names) > 1:
+                problems.append(
+                    (
+                        f"link {key}",
+                        f"is used by drivers {', '.join(names)}: one port, one protocol",
+                    )
+                )
         for (name, key), members in grouped.items():
             for problem in drivers[name].check_link(members):
                 problems.append((f"link {key}", problem))

@@ -125,6 +125,10 @@ class Link(ABC):
         returned as :class:`PointFailure` values.
         """
 
+    def counters(self, device_id: str) -> Mapping[str, int]:
+        """Driver-specific counts for one device (e.g. lines skipped), shown with its stats."""
+        return {}
+
     async def write(self, device: DeviceConfig, point_id: str, value: Value) -> None:
         """Write one point's value to the device (raises :class:`BadValue` or DriverError)."""
         raise DeviceError(f"driver {device.driver!r} cannot write")

@@ -1,0 +1,177 @@
+"""The ``modbus-rtu`` driver: Modbus RTU devices on a serial bus (RS-485, or RS-232).
+
+Devices whose connection names the same port are one bus: one open port, one request at a
+time, with the silent interval RTU requires between frames (3.5 character times, or 1.75 ms
+above 19200 baud, plus the connection's ``extra_gap`` for slow converters).
+
+We frame RTU ourselves (:mod:`drivers.modbus.rtu_frame`) rather than through pymodbus:
+the bus needs exact control of the silent interval, of stray bytes before a reply (line
+noise at RS-485 turnaround), and of what is discarded, so that a late reply to a timed-out
+request is never taken as the answer to the next one. Before each request the line must
+have been silent for the interval and everything received is discarded; a reply must then
+carry the right unit, function, byte count and CRC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import Field
+
+from drivers.base import DeviceConfig, DeviceError, DeviceTimeout, Driver, Link, LinkError
+from drivers.modbus.config import ModbusDevice
+from drivers.modbus.link import ModbusLink, ModbusRefusal, plan_for
+from drivers.modbus.planner import ReadBlock, describe_block
+from drivers.modbus.rtu_frame import find_reply, frame, read_request, reply_size
+from drivers.serial_port import SerialChannel, SerialConnection, bus_key, check_bus
+
+#: below this, asyncio's timers (1 ms granularity) are too coarse: the rest is spun
+_SPIN = 0.0012
+
+
+class RtuConnection(SerialConnection):
+    """A serial port carrying Modbus RTU."""
+
+    extra_gap: float = Field(default=0.0, ge=0, le=1.0, allow_inf_nan=False)
+
+
+class ModbusRtuDevice(ModbusDevice):
+    """A ``modbus-rtu`` device entry."""
+
+    driver: Literal["modbus-rtu"]
+    connection: RtuConnection
+
+
+def silent_interval(connection: RtuConnection) -> float:
+    """Seconds the line must be quiet between frames (Modbus over serial line, 2.5.1.1)."""
+    base = 3.5 * connection.char_time if connection.baudrate <= 19200 else 0.00175
+    return base + connection.extra_gap
+
+
+async def wait_until(moment: float) -> None:
+    """Wait until the monotonic ``moment``, to well under a millisecond."""
+    remaining = moment - time.monotonic()
+    if remaining > _SPIN:
+        await asyncio.sleep(remaining - _SPIN)
+    # Spinning at most a millisecond: an RTU gap at high baud rates is shorter than the
+    # event loop's timer resolution, and every lost fraction of it is lost bus time.
+    while time.monotonic() < moment:
+        pass
+
+
+class ModbusRtuLink(ModbusLink):
+    """One serial port and the Modbus units on it."""
+
+    def __init__(self, connection: RtuConnection, devices: Sequence[DeviceConfig]) -> None:
+        super().__init__(devices)
+        self.connection = connection
+        self._gap = silent_interval(connection)
+        self._open_timeout = max(d.timeout for d in devices)
+        self._channel: SerialChannel | None = None
+        self._quiet_from = 0.0
+
+    @property
+    def is_open(self) -> bool:
+        return self._channel is not None and self._channel.is_open
+
+    async def open(self) -> None:
+        await self.close()
+        self._channel = await SerialChannel.open(self.connection, self._open_timeout)
+        self._quiet_from = time.monotonic()
+
+    async def close(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()
+
+    async def transact(self, device: ModbusDevice, pdu: bytes, size: int) -> bytes:
+        """Send one request PDU to the device and return its reply PDU.
+
+        Raises ModbusRefusal for an exception reply, DeviceTimeout when nothing usable came,
+        DeviceError when only unusable frames came, LinkError when the port is gone.
+        """
+        channel = self._channel
+        if channel is None or not channel.is_open:
+            raise LinkError(f"{self.connection.port} is not open")
+        await wait_until(max(channel.last_byte_at, self._quiet_from) + self._gap)
+        channel.discard()
+        request = frame(device.unit, pdu)
+        channel.write(request)
+        sent = time.monotonic()
+        on_wire = len(request) * self.connection.char_time
+        self._quiet_from = sent + on_wire
+        deadline = sent + on_wire + device.timeout
+        function = pdu[0]
+        while True:
+            reply = find_reply(channel.buffer, device.unit, function, size)
+            if reply.pdu is not None:
+                self._quiet_from = time.monotonic()
+                if reply.pdu[0] & 0x80:
+                    raise ModbusRefusal(reply.pdu[1])
+                return reply.pdu
+            if not await channel.wait_for_data(deadline):
+                self._quiet_from = time.monotonic()
+                if reply.problem is not None:
+                    raise DeviceError(f"unit {device.unit}: {reply.problem}")
+                raise DeviceTimeout(
+                    f"unit {device.unit} on {self.connection.port} did not answer within "
+                    f"{device.timeout:g} s"
+                )
+
+    async def _request(
+        self, device: ModbusDevice, block: ReadBlock
+    ) -> Sequence[int] | Sequence[bool]:
+        function = block.function_code
+        pdu = await self.transact(
+            device,
+            read_request(function, block.start, block.count),
+            reply_size(function, block.count),
+        )
+        payload = pdu[2:]
+        if function in (3, 4):
+            return struct.unpack(f">{block.count}H", payload)
+        return [bool(payload[i // 8] >> (i % 8) & 1) for i in range(block.count)]
+
+
+class ModbusRtuDriver(Driver):
+    """Modbus RTU: ``connection: {port, baudrate, parity, bytesize, stopbits, extra_gap}``."""
+
+    name = "modbus-rtu"
+    device_model = ModbusRtuDevice
+
+    def link_key(self, device: DeviceConfig) -> str:
+        assert isinstance(device, ModbusRtuDevice)
+        return bus_key(device.connection)
+
+    def check_link(self, devices: Sequence[DeviceConfig]) -> list[str]:
+        rtu = [d for d in devices if isinstance(d, ModbusRtuDevice)]
+        problems = check_bus([(d.id, d.connection) for d in rtu])
+        units: dict[int, str] = {}
+        for device in rtu:
+            if device.unit in units:
+                problems.append(
+                    f"devices {units[device.unit]!r} and {device.id!r} are both unit "
+                    f"{device.unit} on {device.connection.port}: one bus, one unit id each"
+                )
+            units.setdefault(device.unit, device.id)
+            if device.unit == 0:
+                problems.append(f"device {device.id!r}: unit 0 is broadcast, it never answers")
+            if device.connection.extra_gap != rtu[0].connection.extra_gap:
+                problems.append(
+                    f"devices {rtu[0].id!r} and {device.id!r} share "
+                    f"{device.connection.port} but not its extra_gap"
+                )
+        return problems
+
+    def open_link(self, key: str, devices: Sequence[DeviceConfig]) -> Link:
+        first = devices[0]
+        assert isinstance(first, ModbusRtuDevice)
+        return ModbusRtuLink(first.connection, devices)
+
+    def describe(self, device: DeviceConfig) -> list[str]:
+        assert isinstance(device, ModbusDevice)
+        return [describe_block(block) for block in plan_for(device).blocks]

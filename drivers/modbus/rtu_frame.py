@@ -1,0 +1,97 @@
+"""Modbus RTU framing: CRC-16, request frames, and finding a reply among stray bytes.
+
+Pure functions; the RTU link does the timing and the I/O.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+
+def _crc_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_TABLE = _crc_table()
+
+
+def crc16(data: bytes | bytearray | memoryview) -> int:
+    """CRC-16/MODBUS (polynomial 0xA001 reflected, initial 0xFFFF)."""
+    crc = 0xFFFF
+    for byte in data:
+        crc = (crc >> 8) ^ _TABLE[(crc ^ byte) & 0xFF]
+    return crc
+
+
+def frame(unit: int, pdu: bytes) -> bytes:
+    """An RTU frame: unit, PDU, CRC low byte first."""
+    body = bytes((unit,)) + pdu
+    return body + struct.pack("<H", crc16(body))
+
+
+def read_request(function: int, address: int, count: int) -> bytes:
+    """The PDU of a read (function 1-4)."""
+    return struct.pack(">BHH", function, address, count)
+
+
+def reply_size(function: int, count: int) -> int:
+    """Bytes of a normal RTU reply to a read (1-4) or write (5, 6, 15, 16) request."""
+    if function in (1, 2):
+        return 5 + (count + 7) // 8
+    if function in (3, 4):
+        return 5 + 2 * count
+    return 8
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What was found in the received bytes.
+
+    ``pdu`` is the matching reply's PDU (function code first), or None; ``problem`` says
+    what unusable frames were seen instead (a bad CRC, another unit's reply, a malformed
+    one), for the error message when no good reply comes.
+    """
+
+    pdu: bytes | None
+    problem: str | None
+
+
+def find_reply(buffer: bytes | bytearray, unit: int, function: int, size: int) -> Reply:
+    """Look for the reply of ``unit`` to ``function`` in ``buffer``, skipping stray bytes.
+
+    A normal reply is ``size`` bytes (see :func:`reply_size`) and, for reads, its byte count
+    must be ``size - 5``; an exception reply is 5 bytes. Only a frame whose CRC is right
+    counts, so noise that happens to look like a frame start is skipped.
+    """
+    problem: str | None = None
+    data = bytes(buffer)
+    for start in range(len(data) - 1):
+        code = data[start + 1]
+        if code == function | 0x80:
+            length = 5
+        elif code == function:
+            length = size
+            if function <= 4 and start + 2 < len(data) and data[start + 2] != size - 5:
+                continue
+        else:
+            continue
+        candidate = data[start : start + length]
+        if len(candidate) < length:
+            continue
+        if crc16(candidate[:-2]) != struct.unpack("<H", candidate[-2:])[0]:
+            problem = problem or "a reply with a bad CRC"
+            continue
+        if candidate[0] != unit:
+            problem = problem or f"a reply from unit {candidate[0]} instead of unit {unit}"
+            continue
+        return Reply(candidate[1:-2], None)
+    if problem is None and data:
+        problem = f"{len(data)} byte(s) that are not a reply"
+    return Reply(None, problem)
