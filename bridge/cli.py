@@ -43,6 +43,27 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--host", default="127.0.0.1", help="listen address (modbus-tcp)")
     simulate.add_argument("--port", type=int, default=5020, help="listen port (modbus-tcp)")
     simulate.add_argument("--profile", help="register map profile (YAML); default: the demo's")
+    simulate.add_argument(
+        "--baudrate", type=int, help="line speed (modbus-rtu, default 19200); see --wire-time"
+    )
+    simulate.add_argument(
+        "--wire-time",
+        action="store_true",
+        help="answer no sooner than a real line at --baudrate would (modbus-rtu)",
+    )
+    simulate.add_argument(
+        "--mode", choices=("query", "stream"), help="answer commands or send lines by itself "
+        "(serial-line, default query)",
+    )  # fmt: skip
+    simulate.add_argument(
+        "--format", choices=("sics", "json", "csv"), help="line format (serial-line, default sics)"
+    )
+    simulate.add_argument(
+        "--interval", type=float, help="seconds between lines in stream mode (serial-line, 0.1)"
+    )
+    simulate.add_argument(
+        "--link-dir", help="also make DIR/ttyRTU0 or DIR/ttyLINE0 point at the pty"
+    )
     return parser
 
 
@@ -80,7 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from simulators.cli import simulate
 
             setup_logging()
-            return simulate(args.kind, args.host, args.port, args.profile)
+            return simulate(
+                args.kind, args.host, args.port, args.profile,
+                baudrate=args.baudrate, wire_time=args.wire_time, mode=args.mode,
+                format=args.format, interval=args.interval, link_dir=args.link_dir,
+            )  # fmt: skip
         if args.command == "demo":
             from bridge.demo import run_demo
 

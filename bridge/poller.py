@@ -41,7 +41,7 @@ REOPEN_AFTER_TIMEOUTS = 3
 def backoff(failures: int, base: float, cap: float) -> float:
     """Seconds to wait after the n-th consecutive failure: doubling from base, capped,
     with ±20 % jitter so that many devices failing together do not retry in lockstep."""
-    delay: float = min(cap, base * 2 ** max(0, failures - 1))
+    delay: float = min(cap, base * 2 ** min(max(0, failures - 1), 30))
     return min(cap, delay * random.uniform(0.8, 1.2))
 
 
@@ -115,8 +115,13 @@ class LinkPoller:
             device.next_due = now
         try:
             while True:
-                if not self.link.is_open and not await self._open():
-                    continue
+                if not self.link.is_open:
+                    if self._link_failures:
+                        # A link that fails right after opening must not be reopened in a
+                        # tight loop: wait as after a failed open (a job cuts it short).
+                        await self._sleep(backoff(self._link_failures, self._base, self._cap))
+                    if not await self._open():
+                        continue
                 if self._jobs:
                     action, future = self._jobs.popleft()
                     await self._run_job(action, future)
@@ -151,6 +156,8 @@ class LinkPoller:
         try:
             results = await self.link.read(device.config)
         except DriverError as exc:
+            if isinstance(exc, LinkError):
+                self._link_failures += 1
             if self._failed(device, exc):
                 await self.link.close()
             return exc
@@ -158,6 +165,7 @@ class LinkPoller:
         device.last_latency = latency
         device.latency_sum += latency
         self._timeouts_in_a_row = 0
+        self._link_failures = 0
         ts = time.time()
         failed_points = sum(1 for r in results.values() if type(r) is PointFailure)
         device.point_failures += failed_points
@@ -230,11 +238,9 @@ class LinkPoller:
                 device.polls += 1
                 self._failed(device, LinkError(error))
             self._fail_jobs(LinkError(error))
-            await self._sleep(backoff(self._link_failures, self._base, self._cap))
             return False
         if self._link_error is not None:
             log.info("link %s is open again", self.key)
-        self._link_failures = 0
         self._link_error = None
         now = time.monotonic()
         for device in self.devices:

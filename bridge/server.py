@@ -38,9 +38,16 @@ class RunningServer:
         self.bridge = bridge
         self.runner = runner
         self.url = url
+        self.closed = False
 
     async def close(self) -> None:
-        """Stop accepting requests, close the streams, stop polling and close the links."""
+        """Stop accepting requests, close the streams, stop polling and close the links.
+
+        Closing twice is harmless.
+        """
+        if self.closed:
+            return
+        self.closed = True
         self.bridge.stopping = True
         await self.runner.cleanup()
         await self.bridge.stop()

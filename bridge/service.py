@@ -80,6 +80,10 @@ class Bridge:
         except KeyError:
             raise UnknownDevice(device_id) from None
 
+    def driver_counters(self, device_id: str) -> dict[str, int]:
+        """The driver's own counts for a device (e.g. skipped lines), by name."""
+        return dict(self._poller_of[device_id].link.counters(device_id))
+
     async def poll_now(self, device_id: str) -> list[Reading]:
         """Poll one device through its link's queue; its readings after the poll.
 

@@ -103,7 +103,7 @@ class SerialChannel(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
-                await create_serial_connection(
+                transport, _ = await create_serial_connection(
                     loop,
                     lambda: channel,
                     connection.port,
@@ -116,6 +116,9 @@ class SerialChannel(asyncio.Protocol):
             raise LinkError(f"cannot open {connection.port}: no answer in {timeout:g} s") from None
         except (OSError, serial.SerialException, ValueError) as exc:
             raise LinkError(f"cannot open {connection.port}: {_reason(exc)}") from None
+        # The transport calls connection_made only on the next loop iteration; the port is
+        # open now, and a close before then must close it.
+        channel._transport = transport
         return channel
 
     # asyncio.Protocol ------------------------------------------------------------------

@@ -17,6 +17,7 @@ from bridge.registry import available_drivers
 from drivers.base import DeviceConfig, Driver
 from simulators.modbus import ModbusSimulator
 from simulators.modbus_tcp import ModbusTcpServer
+from simulators.serial_line import LineInstrument
 
 
 class Running(Protocol):
@@ -89,11 +90,56 @@ class ModbusTcpCase(DriverCase):
             await server.stop()
 
 
+def line_device(device_id: str, path: str, **extra: Any) -> dict[str, Any]:
+    """A serial-line device entry for a JSON line instrument, with fast test timings."""
+    entry: dict[str, Any] = {
+        "id": device_id, "driver": "serial-line", "connection": {"port": path},
+        "command": "SI\r\n", "parse": {"json": True},
+        "points": [{"id": "weight", "unit": "g"}, {"id": "temperature", "unit": "°C"},
+                   {"id": "stable", "type": "bool"}],
+        "interval": 0.05, "timeout": 0.2, "backoff_max": 0.2,
+    }  # fmt: skip
+    entry.update(extra)
+    return entry
+
+
+class _SerialLineRunning:
+    def __init__(self, sim: LineInstrument) -> None:
+        self.sim = sim
+
+    def device(self, device_id: str = "dev", **extra: Any) -> dict[str, Any]:
+        return line_device(device_id, self.sim.path, **extra)
+
+    def unanswered_device(self, device_id: str = "mute", **extra: Any) -> dict[str, Any]:
+        # a JSON instrument ignores commands it does not know
+        return line_device(device_id, self.sim.path, command="XX\r\n", **extra)
+
+    def set_silent(self, silent: bool) -> None:
+        self.sim.silent = silent
+
+    def change(self) -> tuple[str, Any]:
+        self.sim.values["weight"] = -7.25
+        return "weight", -7.25
+
+    async def stop(self) -> None:
+        await self.sim.stop()
+
+
+class SerialLineCase(DriverCase):
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[_SerialLineRunning]:
+        async with LineInstrument(format="json") as sim:
+            yield _SerialLineRunning(sim)
+
+
 CASES: list[DriverCase] = [
     ModbusTcpCase(
         "modbus-tcp",
         expected={"temperature": 21.5, "pressure": 1.52, "pump_on": True, "setpoint": 65.0,
                   "alarm": True, "model": "BOILER-1"},
+    ),
+    SerialLineCase(
+        "serial-line", expected={"weight": 123.45, "temperature": 21.5, "stable": True}
     ),
 ]  # fmt: skip
 

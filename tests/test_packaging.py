@@ -140,7 +140,14 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> N
     assert not any(name.startswith("tests/") for name in names)
     declared = entry_points.decode()
     assert "[console_scripts]\ndevice-bridge = bridge.cli:main" in declared
-    assert "[device_bridge.drivers]\nmodbus-tcp = drivers.modbus.tcp:ModbusTcpDriver" in declared
+    assert "[device_bridge.drivers]\n" in declared
+    for line in (
+        "modbus-tcp = drivers.modbus.tcp:ModbusTcpDriver",
+        "modbus-rtu = drivers.modbus.rtu:ModbusRtuDriver",
+        "serial-line = drivers.serial_line.driver:SerialLineDriver",
+    ):
+        assert line in declared
+    assert "simulators/profiles/rtu_demo.yaml" in names
 
     # installed, not editable, with its dependencies; from tmp_path the checkout is not
     # importable
@@ -161,7 +168,7 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> N
     shown = ok(run_cli(["--version"], tmp_path, command=device_bridge))
     assert shown.stdout.strip() == f"device-bridge {version}"  # bridge.__version__ agrees
     checked = ok(run_cli(["check", "-c", str(device_file)], tmp_path, command=device_bridge))
-    assert f"{device_file}: ok, 1 device(s) on 1 link(s)" in checked.stdout
+    assert f"{device_file}: ok, 4 device(s) on 3 link(s)" in checked.stdout
 
     port = free_port()
     with Child([*device_bridge, "demo", "--port", str(port)], cwd=tmp_path) as demo:

@@ -134,7 +134,7 @@ async def get_device(request: web.Request) -> web.Response:
     ]
     body["interval"] = runtime.config.interval
     body["timeout"] = runtime.config.timeout
-    body["stats"] = runtime.stats()
+    body["stats"] = {**runtime.stats(), "driver": bridge.driver_counters(device_id)}
     return json_response(body)
 
 

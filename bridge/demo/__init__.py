@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -9,19 +11,33 @@ import yaml
 
 from bridge.config import BridgeConfig, parse_config
 from bridge.server import serve_until_stopped
+from simulators.modbus_rtu import RTU_DEMO_PROFILE, ModbusRtuServer
 from simulators.modbus_tcp import ModbusTcpServer
 from simulators.profile import DEMO_PROFILE, load_profile
+from simulators.serial_line import LineInstrument
 
 DEVICE_FILE = Path(__file__).with_name("devices.yaml")
 
+#: the device file's placeholders for the simulators' serial ports
+RTU_PORT = "/dev/ttyUSB0"
+LINE_PORT = "/dev/ttyACM0"
 
-def demo_config(modbus_tcp_port: int, api_port: int | None = None) -> BridgeConfig:
-    """The bundled device file, pointed at simulators listening on the given ports."""
+
+def demo_config(
+    modbus_tcp_port: int, ports: dict[str, str], api_port: int | None = None
+) -> BridgeConfig:
+    """The bundled device file, pointed at simulators listening on the given ports.
+
+    ``ports`` maps the file's serial port names to the simulators' pseudo-terminals.
+    """
     text = DEVICE_FILE.read_text(encoding="utf-8")
     data: dict[str, Any] = yaml.safe_load(text)
     for device in data["devices"]:
+        connection = device["connection"]
         if device["driver"] == "modbus-tcp":
-            device["connection"]["port"] = modbus_tcp_port
+            connection["port"] = modbus_tcp_port
+        elif connection.get("port") in ports:
+            connection["port"] = ports[connection["port"]]
     if api_port is not None:
         data.setdefault("server", {})["port"] = api_port
     return parse_config(data, str(DEVICE_FILE), text)
@@ -29,13 +45,27 @@ def demo_config(modbus_tcp_port: int, api_port: int | None = None) -> BridgeConf
 
 async def run_demo(api_port: int | None = None) -> int:
     """Run the simulators and a bridge until SIGINT or SIGTERM; returns the exit status."""
-    simulator = load_profile(DEMO_PROFILE)
-    tcp = ModbusTcpServer(simulator)
-    tcp_port = await tcp.start("127.0.0.1", 0)
-    async with tcp:
-        config = demo_config(tcp_port, api_port)
+    async with AsyncExitStack() as stack:
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="device-bridge-demo-"))
+        tcp = ModbusTcpServer(load_profile(DEMO_PROFILE))
+        tcp_port = await tcp.start("127.0.0.1", 0)
+        await stack.enter_async_context(tcp)
+        rtu = ModbusRtuServer(load_profile(RTU_DEMO_PROFILE), baudrate=19200,
+                              link_dir=folder, name="ttyUSB0")  # fmt: skip
+        rtu_path = await rtu.start()
+        stack.push_async_callback(rtu.stop)
+        scale = LineInstrument(mode="query", format="sics", link_dir=folder, name="ttyACM0")
+        scale.moving = True
+        scale_path = await scale.start()
+        stack.push_async_callback(scale.stop)
+        config = demo_config(tcp_port, {RTU_PORT: rtu_path, LINE_PORT: scale_path}, api_port)
         await serve_until_stopped(
             config,
-            [f"  simulator: modbus-tcp on 127.0.0.1:{tcp_port}", "Press Ctrl-C to stop."],
+            [
+                f"  simulator: modbus-tcp on 127.0.0.1:{tcp_port} (boiler)",
+                f"  simulator: modbus-rtu on {rtu_path} (flow-a, flow-b)",
+                f"  simulator: serial-line on {scale_path} (scale)",
+                "Press Ctrl-C to stop.",
+            ],
         )
     return 0

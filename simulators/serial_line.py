@@ -1,0 +1,279 @@
+"""A line-protocol instrument (a scale, a sensor) on a pty.
+
+In ``query`` mode it answers each command line with one reading line; in ``stream``
+mode it sends a reading line every ``stream_interval`` seconds by itself. Readings come
+in one of three formats:
+
+- ``sics`` (Mettler Toledo's SICS ``SI`` answer): ``S S     123.45 g``, the weight
+  right-aligned in ten characters, two decimals; ``S D`` while not stable. Anything but
+  the command is answered ``ES`` (syntax error).
+- ``json``: ``{"weight": 123.45, "temperature": 21.5, "stable": true}``.
+- ``csv``: ``123.45,21.5,1``: every value in the order of :attr:`LineInstrument.values`,
+  then stable as 1 or 0.
+
+json and csv instruments ignore input other than the command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Final, Literal, Self, get_args
+
+from simulators.pty_port import PtyPort
+
+Mode = Literal["query", "stream"]
+Format = Literal["sics", "json", "csv"]
+MODES: Final[tuple[Mode, ...]] = get_args(Mode)
+FORMATS: Final[tuple[Format, ...]] = get_args(Format)
+
+#: input kept while waiting for a command terminator; a longer line is thrown away
+MAX_INPUT: Final = 4096
+
+
+class LineInstrument:
+    """A scale with a temperature sensor, talking lines over a pty.
+
+    State tests may change at any time: ``values`` (``weight`` is the one a SICS line
+    shows), ``stable``, ``moving`` (the weight drifts by ``drift_amplitude`` over a
+    sine of ``drift_period`` seconds on ``clock``). Weights are shown rounded to the
+    scale's resolution, 0.01.
+
+    A command is the input up to and including the last byte of ``command`` (its
+    terminator, ``\\n`` for ``SI\\r\\n``); every such input line is recorded in
+    ``commands``. Answers go out in order, each ``delay`` seconds after its command.
+
+    Fault switches, applied to every line sent (reading or ``ES``):
+
+    - ``silent``: nothing is sent, and a command received meanwhile is never answered;
+    - ``delay``: seconds between a command and its answer (query mode);
+    - ``garbage``: bytes sent instead of each line, for as long as it is set (like the
+      Modbus simulator's ``garbage``; set it back to None to clear);
+    - ``partial``: only the first half of each line, without ``eol``;
+    - ``overlong``: when positive, a line of that many ``X`` without any value, with
+      ``eol``;
+    - ``stray``: bytes sent just before each line.
+
+    The first of ``garbage``, ``overlong`` and ``partial`` that is set wins. ``lines_sent``
+    counts what was sent in place of a line, faulty or not, while plugged in.
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: Mode = "query",
+        format: Format = "sics",
+        command: bytes = b"SI\r\n",
+        eol: bytes = b"\r\n",
+        stream_interval: float = 0.1,
+        link_dir: str | None = None,
+        name: str = "ttyLINE0",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if format not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+        if not command:
+            raise ValueError("command must not be empty")
+        if not eol:
+            raise ValueError("eol must not be empty")
+        if not stream_interval > 0:
+            raise ValueError(f"stream_interval must be positive, not {stream_interval}")
+        self.mode: Mode = mode
+        self.format: Format = format
+        self.command = command
+        self.eol = eol
+        self.stream_interval = stream_interval
+        self.clock = clock
+        self.values: dict[str, float] = {"weight": 123.45, "temperature": 21.5}
+        self.stable = True
+        self.moving = False
+        self.drift_amplitude = 0.5
+        self.drift_period = 10.0
+        self.silent = False
+        self.delay = 0.0
+        self.garbage: bytes | None = None
+        self.partial = False
+        self.overlong = 0
+        self.stray: bytes | None = None
+        self.commands: list[bytes] = []
+        self.lines_sent = 0
+        self._epoch = clock()
+        self._terminator = command[-1]
+        self._rx = bytearray()
+        self._port = PtyPort(link_dir, name, on_data=self._on_data, on_hangup=self._rx.clear)
+        # (due time, the answer or None for a reading, plug generation)
+        self._answers: asyncio.Queue[tuple[float, bytes | None, int]] | None = None
+        # an answer still waiting at an unplug must not come out of the next pty
+        self._generation = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------------- readings
+
+    def reading(self) -> dict[str, float]:
+        """The values as the instrument shows them now (weight drifted and rounded)."""
+        shown = dict(self.values)
+        weight = shown.get("weight", 0.0)
+        if self.moving:
+            phase = 2 * math.pi * (self.clock() - self._epoch) / self.drift_period
+            weight += self.drift_amplitude * math.sin(phase)
+        shown["weight"] = round(weight, 2)
+        return shown
+
+    def line(self) -> bytes:
+        """The reading line the instrument would send now, without ``eol`` or faults."""
+        shown = self.reading()
+        if self.format == "sics":
+            status = "S" if self.stable else "D"
+            return f"S {status} {shown['weight']:>10.2f} g".encode("ascii")
+        if self.format == "json":
+            return json.dumps({**shown, "stable": self.stable}).encode("ascii")
+        fields = [str(value) for value in shown.values()]
+        return ",".join([*fields, "1" if self.stable else "0"]).encode("ascii")
+
+    def clear_faults(self) -> None:
+        """Switch every fault off."""
+        self.silent = False
+        self.delay = 0.0
+        self.garbage = None
+        self.partial = False
+        self.overlong = 0
+        self.stray = None
+
+    # ------------------------------------------------------------------------- life cycle
+
+    @property
+    def path(self) -> str:
+        """The pty path a host opens; RuntimeError before :meth:`start`."""
+        return self._port.path
+
+    async def start(self) -> str:
+        """Create the pty and start answering (or streaming); returns :attr:`path`."""
+        if self._tasks:
+            raise RuntimeError("the instrument is already started")
+        path = await self._port.open()
+        self._answers = asyncio.Queue()
+        self._tasks.append(asyncio.create_task(self._answer_loop(), name="line-answers"))
+        if self.mode == "stream":
+            self._tasks.append(asyncio.create_task(self._stream_loop(), name="line-stream"))
+        return path
+
+    async def stop(self) -> None:
+        """Stop sending and remove the pty; idempotent."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._port.close()
+        self._rx.clear()
+
+    def unplug(self) -> None:
+        """Pull the cable: the pty and its link vanish; see :meth:`PtyPort.unplug`."""
+        self._generation += 1
+        self._port.unplug()
+        self._rx.clear()
+
+    async def replug(self) -> str:
+        """Plug back in (a new pty, the same link path); returns :attr:`path`."""
+        if not self._tasks:
+            raise RuntimeError("the instrument is not started")
+        self.unplug()
+        return await self._port.open()
+
+    async def __aenter__(self) -> Self:
+        if not self._tasks:
+            await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------------- talking
+
+    def _on_data(self, data: bytes) -> None:
+        self._rx += data
+        while (end := self._rx.find(self._terminator)) >= 0:
+            received = bytes(self._rx[: end + 1])
+            del self._rx[: end + 1]
+            self._on_command(received)
+        if len(self._rx) > MAX_INPUT:
+            self._rx.clear()  # no terminator in sight: noise, not a command
+
+    def _on_command(self, received: bytes) -> None:
+        self.commands.append(received)
+        if self.mode != "query" or self._answers is None or self.silent:
+            return  # a silent instrument ignores the command, even if it wakes up soon
+        answer: bytes | None
+        if received == self.command:
+            answer = None  # a reading, taken when it is sent
+        elif self.format == "sics":
+            answer = b"ES"
+        else:
+            return
+        due = asyncio.get_running_loop().time() + max(0.0, self.delay)
+        self._answers.put_nowait((due, answer, self._generation))
+
+    async def _answer_loop(self) -> None:
+        assert self._answers is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            due, answer, generation = await self._answers.get()
+            wait = due - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if generation == self._generation:
+                self._send(self.line() if answer is None else answer)
+
+    async def _stream_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        tick = loop.time() + self.stream_interval
+        while True:
+            await asyncio.sleep(max(0.0, tick - loop.time()))
+            self._send(self.line())
+            tick += self.stream_interval
+            if tick < loop.time():  # fell behind (a loaded machine): skip, do not burst
+                tick = loop.time() + self.stream_interval
+
+    def _send(self, line: bytes) -> None:
+        if self.silent or not self._port.plugged:
+            return
+        if self.garbage is not None:
+            out = self.garbage
+        elif self.overlong > 0:
+            out = b"X" * self.overlong + self.eol
+        elif self.partial:
+            out = line[: len(line) // 2]
+        else:
+            out = line + self.eol
+        self._port.write((self.stray or b"") + out)
+        self.lines_sent += 1
+
+
+async def run_line_simulator(
+    mode: Mode = "query",
+    format: Format = "sics",
+    interval: float = 0.1,
+    *,
+    link_dir: str | None = None,
+) -> None:
+    """Run a :class:`LineInstrument` until cancelled.
+
+    Prints one line saying what to open, e.g.
+    ``serial-line simulator (query, sics) on /dev/pts/3``. Raises OSError when no pty
+    can be made.
+    """
+    async with LineInstrument(
+        mode=mode, format=format, stream_interval=interval, link_dir=link_dir
+    ) as instrument:
+        print(f"serial-line simulator ({mode}, {format}) on {instrument.path}", flush=True)
+        await asyncio.Event().wait()
