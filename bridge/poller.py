@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 from drivers.base import (
     DeviceConfig,
+    DeviceError,
     DeviceTimeout,
     DriverError,
     Link,
@@ -155,7 +156,12 @@ class LinkPoller:
         device.polls += 1
         try:
             results = await self.link.read(device.config)
-        except DriverError as exc:
+        except Exception as exc:
+            if not isinstance(exc, DriverError):
+                # A driver bug: the device is failing, but the link's other devices and
+                # every other link go on. The traceback is for whoever fixes the driver.
+                log.exception("%s: the driver failed", device.config.id)
+                exc = DeviceError(f"driver error: {type(exc).__name__}: {exc}")
             if isinstance(exc, LinkError):
                 self._link_failures += 1
             if self._failed(device, exc):

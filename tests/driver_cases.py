@@ -16,6 +16,7 @@ from conftest import BOILER_POINTS, boiler_state, tcp_device
 from bridge.registry import available_drivers
 from drivers.base import DeviceConfig, Driver
 from simulators.modbus import ModbusSimulator
+from simulators.modbus_rtu import ModbusRtuServer
 from simulators.modbus_tcp import ModbusTcpServer
 from simulators.serial_line import LineInstrument
 
@@ -132,15 +133,55 @@ class SerialLineCase(DriverCase):
             yield _SerialLineRunning(sim)
 
 
+def rtu_boiler_device(device_id: str, path: str, unit: int, **extra: Any) -> dict[str, Any]:
+    """The boiler's points as a modbus-rtu device on the pty bus at ``path``."""
+    entry: dict[str, Any] = {
+        "id": device_id, "driver": "modbus-rtu", "unit": unit,
+        "connection": {"port": path, "baudrate": 19200},
+        "interval": 0.05, "timeout": 0.2, "backoff_max": 0.2, "points": BOILER_POINTS,
+    }  # fmt: skip
+    entry.update(extra)
+    return entry
+
+
+class _ModbusRtuRunning:
+    def __init__(self, sim: ModbusSimulator, server: ModbusRtuServer) -> None:
+        self.sim, self.server = sim, server
+
+    def device(self, device_id: str = "dev", **extra: Any) -> dict[str, Any]:
+        return rtu_boiler_device(device_id, self.server.path, 1, **extra)
+
+    def unanswered_device(self, device_id: str = "mute", **extra: Any) -> dict[str, Any]:
+        return rtu_boiler_device(device_id, self.server.path, 99, **extra)
+
+    def set_silent(self, silent: bool) -> None:
+        self.sim.silent = silent
+
+    def change(self) -> tuple[str, Any]:
+        self.sim.units[1].set_value("holding", 0, "float32", -7.25)
+        return "temperature", -7.25
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+
+class ModbusRtuCase(DriverCase):
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[_ModbusRtuRunning]:
+        sim = ModbusSimulator({1: boiler_state()})
+        async with ModbusRtuServer(sim, baudrate=19200) as server:
+            yield _ModbusRtuRunning(sim, server)
+
+
+BOILER_VALUES = {"temperature": 21.5, "pressure": 1.52, "pump_on": True, "setpoint": 65.0,
+                 "alarm": True, "model": "BOILER-1"}  # fmt: skip
+
 CASES: list[DriverCase] = [
-    ModbusTcpCase(
-        "modbus-tcp",
-        expected={"temperature": 21.5, "pressure": 1.52, "pump_on": True, "setpoint": 65.0,
-                  "alarm": True, "model": "BOILER-1"},
-    ),
+    ModbusTcpCase("modbus-tcp", expected=BOILER_VALUES),
+    ModbusRtuCase("modbus-rtu", expected=BOILER_VALUES),
     SerialLineCase(
         "serial-line", expected={"weight": 123.45, "temperature": 21.5, "stable": True}
     ),
 ]  # fmt: skip
 
-assert {p["id"] for p in BOILER_POINTS} == set(CASES[0].expected)
+assert {p["id"] for p in BOILER_POINTS} == set(BOILER_VALUES)
