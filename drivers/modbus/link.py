@@ -11,8 +11,16 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from drivers.base import DeviceConfig, DeviceError, Link, PointFailure, ReadResult, Value
-from drivers.modbus.codec import decode_block
+from drivers.base import (
+    BadValue,
+    DeviceConfig,
+    DeviceError,
+    Link,
+    PointFailure,
+    ReadResult,
+    Value,
+)
+from drivers.modbus.codec import decode_block, encode_bit, encode_value
 from drivers.modbus.config import ModbusDevice, ModbusPoint
 from drivers.modbus.planner import ReadBlock, barrier_between, plan_reads, split_block
 
@@ -97,6 +105,40 @@ class ModbusLink(Link):
         Raises ModbusRefusal for an exception response and another DriverError for anything
         else (timeout, lost connection, malformed answer).
         """
+
+    @abstractmethod
+    async def _write_registers(self, device: ModbusDevice, address: int, values: list[int]) -> None:
+        """Write holding registers (function 6 for one, 16 for more); raise as ``_request``."""
+
+    @abstractmethod
+    async def _write_coil(self, device: ModbusDevice, address: int, value: bool) -> None:
+        """Write one coil (function 5); raise as ``_request``."""
+
+    async def write(self, device: DeviceConfig, point_id: str, value: Value) -> None:
+        """Write one point: registers, a coil, or one bit of a register.
+
+        A bit is written by reading its register and writing it back with the bit changed;
+        the link's one task runs both, so no other request comes between them (the device
+        itself may still change other bits of that register meanwhile: that is its affair).
+        """
+        assert isinstance(device, ModbusDevice)
+        point = point_of(device, point_id)
+        if point is None:
+            raise BadValue(f"device {device.id!r} has no point {point_id!r}")
+        if point.table not in ("holding", "coil"):
+            raise BadValue(f"point {point_id!r} is in the read-only {point.table} table")
+        encoded = encode_value(point, value)
+        if point.table == "coil":
+            assert isinstance(encoded, bool)
+            await self._write_coil(device, point.address, encoded)
+        elif isinstance(encoded, bool):
+            assert point.bit is not None
+            block = ReadBlock("holding", point.address, 1, (point,))
+            (register,) = await self._request(device, block)
+            changed = encode_bit(int(register), point.bit, encoded, byte_order=point.byte_order)
+            await self._write_registers(device, point.address, [changed])
+        else:
+            await self._write_registers(device, point.address, encoded)
 
     async def read(self, device: DeviceConfig) -> ReadResult:
         plan = self._plans[device.id]

@@ -122,6 +122,23 @@ class ModbusRtuLink(ModbusLink):
                     f"{device.timeout:g} s"
                 )
 
+    async def _write_registers(self, device: ModbusDevice, address: int, values: list[int]) -> None:
+        if len(values) == 1:
+            pdu = struct.pack(">BHH", 6, address, values[0])
+        else:
+            pdu = struct.pack(f">BHHB{len(values)}H", 16, address, len(values), 2 * len(values),
+                              *values)  # fmt: skip
+        reply = await self.transact(device, pdu, reply_size(pdu[0], len(values)))
+        # a write is answered by an echo of the address (and value, or count)
+        if reply[:5] != pdu[:5]:
+            raise DeviceError(f"unit {device.unit} answered a write with {reply.hex(' ')}")
+
+    async def _write_coil(self, device: ModbusDevice, address: int, value: bool) -> None:
+        pdu = struct.pack(">BHH", 5, address, 0xFF00 if value else 0x0000)
+        reply = await self.transact(device, pdu, reply_size(5, 1))
+        if reply != pdu:
+            raise DeviceError(f"unit {device.unit} answered a write with {reply.hex(' ')}")
+
     async def _request(
         self, device: ModbusDevice, block: ReadBlock
     ) -> Sequence[int] | Sequence[bool]:

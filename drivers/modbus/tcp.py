@@ -63,21 +63,14 @@ class ModbusTcpLink(ModbusLink):
         if client is not None:
             client.close()
 
-    async def _request(
-        self, device: ModbusDevice, block: ReadBlock
-    ) -> Sequence[int] | Sequence[bool]:
+    async def _call(self, device: ModbusDevice, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One pymodbus request, bounded by the device's timeout, its failures ours."""
         client = self._client
         if client is None or not client.connected:
             raise LinkError(f"connection to {self.host}:{self.port} is lost")
-        call: Any = {
-            "holding": client.read_holding_registers,
-            "input": client.read_input_registers,
-            "coil": client.read_coils,
-            "discrete": client.read_discrete_inputs,
-        }[block.table]
         try:
             async with asyncio.timeout(device.timeout):
-                response = await call(block.start, count=block.count, device_id=device.unit)
+                response = await getattr(client, method)(*args, device_id=device.unit, **kwargs)
         except TimeoutError:
             raise DeviceTimeout(
                 f"unit {device.unit} at {self.host}:{self.port} did not answer within "
@@ -89,6 +82,27 @@ class ModbusTcpLink(ModbusLink):
             raise DeviceError(f"bad answer from unit {device.unit}: {exc}") from None
         if response.isError():
             raise ModbusRefusal(int(response.exception_code))
+        return response
+
+    async def _write_registers(self, device: ModbusDevice, address: int, values: list[int]) -> None:
+        if len(values) == 1:
+            await self._call(device, "write_register", address, values[0])
+        else:
+            await self._call(device, "write_registers", address, values)
+
+    async def _write_coil(self, device: ModbusDevice, address: int, value: bool) -> None:
+        await self._call(device, "write_coil", address, value)
+
+    async def _request(
+        self, device: ModbusDevice, block: ReadBlock
+    ) -> Sequence[int] | Sequence[bool]:
+        method = {
+            "holding": "read_holding_registers",
+            "input": "read_input_registers",
+            "coil": "read_coils",
+            "discrete": "read_discrete_inputs",
+        }[block.table]
+        response = await self._call(device, method, block.start, count=block.count)
         if block.table in ("holding", "input"):
             registers: list[int] = response.registers
             if len(registers) != block.count:
