@@ -14,10 +14,12 @@ from typing import Any
 
 from bridge.readings import Reading
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
+
 
 def encode(frame: dict[str, Any]) -> str:
     """One frame as compact JSON text."""
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(frame)
 
 
 class Subscriber:

@@ -63,6 +63,7 @@ class DeviceRuntime:
         self.missed_cycles = 0
         self.last_latency: float | None = None
         self.latency_sum = 0.0
+        self.answered = 0
         self.next_due = 0.0
 
     def stats(self) -> dict[str, Any]:
@@ -74,7 +75,7 @@ class DeviceRuntime:
             "failures_in_a_row": self.failures_in_a_row,
             "missed_cycles": self.missed_cycles,
             "last_latency_ms": None if self.last_latency is None else self.last_latency * 1000,
-            "mean_latency_ms": self.latency_sum * 1000 / self.polls if self.polls else None,
+            "mean_latency_ms": self.latency_sum * 1000 / self.answered if self.answered else None,
         }
 
 
@@ -170,6 +171,7 @@ class LinkPoller:
         latency = time.monotonic() - started
         device.last_latency = latency
         device.latency_sum += latency
+        device.answered += 1
         self._timeouts_in_a_row = 0
         self._link_failures = 0
         ts = time.time()

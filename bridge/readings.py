@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 from drivers.base import Value
@@ -13,8 +14,13 @@ STALE: Final = "stale"
 BAD: Final = "bad"
 
 
+@lru_cache(maxsize=256)
 def iso_time(epoch: float) -> str:
-    """``2026-11-27T13:05:07.123Z`` for a Unix time."""
+    """``2026-11-27T13:05:07.123Z`` for a Unix time.
+
+    Cached: every reading of one poll carries the same time, and formatting it is a large
+    part of encoding a reading.
+    """
     whole = int(epoch)
     millis = int((epoch - whole) * 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"

@@ -53,8 +53,14 @@ class Bridge:
     async def stop(self) -> None:
         """Stop polling and close every link."""
         self.stopping = True
-        for task in self._tasks:
-            task.cancel()
+        pending = set(self._tasks)
+        while pending:
+            # Cancel again until every task has ended: a cancellation that arrives together
+            # with an answer can be lost inside a library (asyncio.wait_for before Python 3.12
+            # returns the answer instead, and pymodbus uses it), and the poller polls on.
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.1)
         results = await asyncio.gather(*self._tasks, return_exceptions=True)
         for result in results:
             if isinstance(result, Exception):

@@ -59,13 +59,16 @@ def known_point(bridge: Bridge, device_id: str, point_id: str) -> None:
         raise Problem(404, f"device {device_id!r} has no point {point_id!r} (points: {points})")
 
 
-def filters(bridge: Bridge, request: web.Request) -> tuple[list[str], list[str]]:
+def filters(
+    bridge: Bridge, request: web.Request, other: frozenset[str] = frozenset()
+) -> tuple[list[str], list[str]]:
     """The repeatable ``device`` and ``point`` query filters, checked against the devices.
 
     ``point`` is ``device/point``, or a bare point id which then applies to every device
-    named by ``device`` (or every device, if none is named).
+    named by ``device`` (or every device, if none is named). ``other`` names the further
+    parameters the route takes; any else is a bad query.
     """
-    unknown = set(request.query) - {"device", "point", "since", "boot"}
+    unknown = set(request.query) - {"device", "point"} - other
     if unknown:
         raise Problem(400, f"unknown query parameter(s): {', '.join(sorted(unknown))}")
     devices = request.query.getall("device", [])
@@ -229,7 +232,8 @@ def auth_middleware(token: str | None) -> Callable[..., Awaitable[web.StreamResp
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if expected is not None and not request.path.endswith("/healthz"):
+        # By route, not by path: ``/api/v1/devices/healthz`` is not ``/healthz``.
+        if expected is not None and request.match_info.handler is not healthz:
             given = request.headers.get("Authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 raise Problem(

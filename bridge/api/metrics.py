@@ -14,7 +14,7 @@ def render(bridge: Bridge) -> str:
         lines.append(f"# TYPE {name} {kind}")
         for labels, value in samples:
             lines.append(
-                f"{name}{labels} {value:g}"
+                f"{name}{labels} {value}"  # exact: ``:g`` would print 1.23457e+06
                 if isinstance(value, int)
                 else f"{name}{labels} {value!r}"
             )
@@ -50,9 +50,8 @@ def render(bridge: Bridge) -> str:
     )
     lines.append("# TYPE device_bridge_poll_latency_seconds summary")
     for lbl, d in zip(label, devices, strict=True):
-        answered = d.polls - d.poll_failures
         lines.append(f"device_bridge_poll_latency_seconds_sum{lbl} {d.latency_sum!r}")
-        lines.append(f"device_bridge_poll_latency_seconds_count{lbl} {answered}")
+        lines.append(f"device_bridge_poll_latency_seconds_count{lbl} {d.answered}")
     family(
         "device_bridge_device_up",
         "gauge",

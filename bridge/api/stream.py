@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,8 @@ VERSION = 1
 #: readings per frame when replaying a backlog
 BACKLOG_CHUNK = 500
 MAX_CLIENT_MESSAGE = 64 * 1024
+#: bytes the kernel may hold for a stream client before its frames back up into its queue
+SEND_BUFFER = 64 * 1024
 
 
 def _readings_frames(readings: Sequence[Reading]) -> list[str]:
@@ -56,13 +59,18 @@ async def handler(request: web.Request) -> web.StreamResponse:
     from bridge.api.app import BRIDGE, filters
 
     bridge = request.app[BRIDGE]
-    devices, points = filters(bridge, request)
+    devices, points = filters(bridge, request, frozenset({"since", "boot"}))
     since = _since(request)
     boot = request.query.get("boot")
     ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_CLIENT_MESSAGE)
     if not ws.can_prepare(request).ok:
         raise Problem(400, "this route is a WebSocket: connect with an Upgrade: websocket request")
     await ws.prepare(request)
+    # With the kernel's default send buffer (megabytes, autotuned) a stalled client would
+    # be noticed only after that much; a small one makes the subscriber queue the limit.
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
 
     subscriber = bridge.hub.subscribe()
     subscriber.set_filter(devices, points)
