@@ -8,16 +8,25 @@ from typing import Any
 
 from bridge.config import BridgeConfig
 from bridge.hub import Hub
-from bridge.poller import DeviceRuntime, LinkPoller
+from bridge.poller import OFFLINE, DeviceRuntime, LinkPoller
 from bridge.readings import Reading, iso_time
 from bridge.store import Store
-from drivers.base import ReadResult
+from drivers.base import DeviceError, Driver, LinkError, ReadResult, Value
 
 log = logging.getLogger(__name__)
+audit = logging.getLogger("bridge.audit")
 
 
 class UnknownDevice(KeyError):
     """No device has this id."""
+
+
+class DeviceOffline(LinkError):
+    """The device is offline: a write is not even tried."""
+
+
+class WrittenNotReadBack(DeviceError):
+    """The write was answered, but the read-back poll failed."""
 
 
 class Bridge:
@@ -31,6 +40,7 @@ class Bridge:
         self.devices: dict[str, DeviceRuntime] = {d.id: DeviceRuntime(d) for d in config.devices}
         self.pollers: list[LinkPoller] = []
         self._poller_of: dict[str, LinkPoller] = {}
+        self.driver_of: dict[str, Driver] = {}
         for link in config.links:
             runtimes = [self.devices[d.id] for d in link.devices]
             poller = LinkPoller(
@@ -39,9 +49,9 @@ class Bridge:
             self.pollers.append(poller)
             for device in link.devices:
                 self._poller_of[device.id] = poller
+                self.driver_of[device.id] = link.driver
         self._tasks: list[asyncio.Task[None]] = []
         self.stopping = False
-        self.loop_heartbeat = 0.0
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -102,6 +112,42 @@ class Bridge:
         if failure is not None:
             raise failure
         return self.store.device_readings(device_id)
+
+    async def write(self, device_id: str, point_id: str, value: Value, who: str) -> Reading:
+        """Write a point through its link's queue, read the device back, return the reading.
+
+        Never retried. Raises BadValue for a value the point cannot take (before anything
+        is sent), DeviceOffline when the device is offline, and the driver's errors.
+        Every attempt leaves one audit log line: who, what, old and new value, result.
+        """
+        runtime = self.device(device_id)
+        poller = self._poller_of[device_id]
+        old = self.store.latest(device_id, point_id)
+        outcome = "refused"
+        try:
+            self.driver_of[device_id].check_write(runtime.config, point_id, value)
+            if runtime.status == OFFLINE:
+                raise DeviceOffline(f"device {device_id!r} is offline: {runtime.last_error}")
+
+            async def write_and_read_back() -> None:
+                await poller.link.write(runtime.config, point_id, value)
+                failure = await poller.poll(runtime)
+                if failure is not None:
+                    raise WrittenNotReadBack(f"written, but reading it back failed: {failure}")
+
+            outcome = "failed"
+            await poller.submit(write_and_read_back)
+            outcome = "ok"
+        except Exception as exc:
+            outcome = f"{outcome}: {exc}"
+            raise
+        finally:
+            new = self.store.latest(device_id, point_id)
+            audit.info(
+                "write by=%s device=%s point=%s value=%r old=%r new=%r result=%s",
+                who, device_id, point_id, value, old.value, new.value, outcome,
+            )  # fmt: skip
+        return new
 
     # -- Publisher: called by the pollers, never awaiting -----------------------------
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -23,6 +24,10 @@ class Settings(BaseSettings):
     root_path: str = ""
     read_token: str | None = None
     write_token: str | None = None
+    read_token_file: str | None = None
+    write_token_file: str | None = None
+    cors_origins: str = ""
+    max_subscribers: int = Field(default=100, ge=1, le=100_000)
     history: int = Field(default=1000, ge=1, le=1_000_000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -35,6 +40,28 @@ class Settings(BaseSettings):
         if value and not value.startswith("/"):
             raise ValueError("root_path must start with '/', like '/resource'")
         return value
+
+    @model_validator(mode="after")
+    def _token_files(self) -> Settings:
+        for kind in ("read", "write"):
+            path = getattr(self, f"{kind}_token_file")
+            if path is None:
+                continue
+            if getattr(self, f"{kind}_token") is not None:
+                raise ValueError(f"give {kind}_token or {kind}_token_file, not both")
+            try:
+                secret = Path(path).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"{kind}_token_file {path}: {exc.strerror}") from None
+            if not secret:
+                raise ValueError(f"{kind}_token_file {path} is empty")
+            object.__setattr__(self, f"{kind}_token", secret)
+        return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The origins allowed to call from a browser (comma-separated in the setting)."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -152,6 +152,13 @@ class Driver(ABC):
     def open_link(self, key: str, devices: Sequence[DeviceConfig]) -> Link:
         """Create (not yet open) the link for these devices."""
 
+    def check_write(self, device: DeviceConfig, point_id: str, value: Value) -> None:
+        """Raise :class:`BadValue` if the point cannot take the value; nothing is sent.
+
+        The default accepts every value; the link's ``write`` has the last word.
+        """
+        return None
+
     def describe(self, device: DeviceConfig) -> list[str]:
         """Lines for ``device-bridge check``: what one poll of this device sends."""
         return [f"reads {len(device.points)} point(s)"]

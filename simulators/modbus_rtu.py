@@ -113,9 +113,11 @@ class ModbusRtuServer:
     ``wire_time=True`` emulates the line speed a pty ignores: an answer is written at
     ``t_request_complete + (3.5 + len(answer)) * char_time``, where the request is
     complete ``len(request) * char_time`` after its first byte arrived; an answer also
-    keeps the 3.5-character silence after the previous answer. ``char_time`` is
-    ``(1 + bytesize + (parity != "N") + stopbits) / baudrate``. Answers are only ever
-    late, never early: what the pty and the event loop add comes on top.
+    keeps the 3.5-character silence after the previous answer, and ``simulator.delay``
+    adds to it. ``char_time`` is ``(1 + bytesize + (parity != "N") + stopbits) /
+    baudrate``. Answers are only ever late, never early: what the pty and the event
+    loop add comes on top. Without ``wire_time`` an answer goes out at once (after
+    ``delay``). Either way answers leave one at a time, in the order of the requests.
     """
 
     def __init__(
@@ -202,7 +204,9 @@ class ModbusRtuServer:
         self._reset_input()
         if clock is not None:
             clock.stop()
-            await asyncio.to_thread(clock.join, 2.0)
+            # its waits end at once when stopped, so this joins within microseconds;
+            # not through the executor, whose threads other code may be holding
+            clock.join(timeout=1.0)
 
     def unplug(self) -> None:
         """Pull the adapter: see :meth:`PtyPort.unplug`; unsent answers are lost."""

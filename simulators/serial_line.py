@@ -45,7 +45,8 @@ class LineInstrument:
 
     A command is the input up to and including the last byte of ``command`` (its
     terminator, ``\\n`` for ``SI\\r\\n``); every such input line is recorded in
-    ``commands``. Answers go out in order, each ``delay`` seconds after its command.
+    ``commands``. Answers go out in order, each ``delay`` seconds after its command;
+    one still waiting when the port is unplugged is lost.
 
     Fault switches, applied to every line sent (reading or ``ES``):
 

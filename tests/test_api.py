@@ -176,6 +176,9 @@ async def test_metrics_count_polls_failures_and_latency_per_device(
             lambda m: (
                 m[f"device_bridge_polls_total{boiler}"]
                 > first[f"device_bridge_polls_total{boiler}"]
+                # a poll is counted when it starts, its latency when it is answered
+                and m[f"device_bridge_poll_latency_seconds_count{boiler}"]
+                > first[f"device_bridge_poll_latency_seconds_count{boiler}"]
                 and m[f"device_bridge_poll_failures_total{dead}"]
                 > first[f"device_bridge_poll_failures_total{dead}"]
             ),

@@ -2,31 +2,43 @@
 
 from __future__ import annotations
 
-import hmac
-import json
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel, ValidationError
 
 from bridge.api import metrics, stream
+from bridge.api.auth import TOKEN, Tokens, auth_middleware, cors_middleware
+from bridge.api.openapi import Query, Route, document
 from bridge.api.problems import Problem, problem_response, problems_middleware
+from bridge.api.schemas import (
+    DeviceDetailOut,
+    DeviceOut,
+    DevicesOut,
+    HealthOut,
+    HistoryOut,
+    PollOut,
+    ReadingOut,
+    ReadingsOut,
+    ReadyOut,
+    WriteIn,
+)
 from bridge.readings import iso_time
 from bridge.service import Bridge
-from drivers.base import DeviceTimeout, DriverError, LinkError
+from drivers.base import BadValue, DeviceTimeout, DriverError, LinkError
 
 BRIDGE: web.AppKey[Bridge] = web.AppKey("bridge", Bridge)
 
 #: request bodies are small JSON documents; anything larger is refused with 413
 MAX_BODY = 64 * 1024
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-def json_response(body: Any, status: int = 200) -> web.Response:
+def json_response(body: BaseModel, status: int = 200) -> web.Response:
+    """A JSON response from one of the API's models (see :mod:`bridge.api.schemas`)."""
     return web.Response(
-        status=status, text=json.dumps(body, ensure_ascii=False), content_type="application/json"
+        status=status,
+        text=body.model_dump_json(exclude_none=False),
+        content_type="application/json",
     )
 
 
@@ -34,17 +46,17 @@ def _bridge(request: web.Request) -> Bridge:
     return request.app[BRIDGE]
 
 
-def device_summary(bridge: Bridge, device_id: str) -> dict[str, Any]:
+def device_summary(bridge: Bridge, device_id: str) -> DeviceOut:
     """A device as listed by ``/api/v1/devices``."""
     runtime = bridge.devices[device_id]
-    return {
-        "id": device_id,
-        "driver": runtime.config.driver,
-        "status": runtime.status,
-        "last_success": iso_time(runtime.last_success) if runtime.last_success else None,
-        "last_error": runtime.last_error,
-        "points": [p.id for p in runtime.config.points],
-    }
+    return DeviceOut(
+        id=device_id,
+        driver=runtime.config.driver,
+        status=runtime.status,  # type: ignore[arg-type]
+        last_success=iso_time(runtime.last_success) if runtime.last_success else None,
+        last_error=runtime.last_error,
+        points=[p.id for p in runtime.config.points],
+    )
 
 
 def known_device(bridge: Bridge, device_id: str) -> None:
@@ -98,7 +110,7 @@ async def healthz(request: web.Request) -> web.Response:
     bridge = _bridge(request)
     if not bridge.alive:
         return problem_response(503, "a poll loop has stopped")
-    return json_response({"status": "ok"})
+    return json_response(HealthOut(status="ok"))
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -109,7 +121,7 @@ async def readyz(request: web.Request) -> web.Response:
     if not bridge.ready:
         waiting = [d for d, r in bridge.devices.items() if not r.tried]
         return problem_response(503, f"not yet tried: {', '.join(waiting)}", devices=devices)
-    return json_response({"status": "ready", "devices": devices})
+    return json_response(ReadyOut(status="ready", devices=devices))  # type: ignore[arg-type]
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
@@ -123,7 +135,7 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 async def list_devices(request: web.Request) -> web.Response:
     bridge = _bridge(request)
-    return json_response({"devices": [device_summary(bridge, d) for d in bridge.devices]})
+    return json_response(DevicesOut(devices=[device_summary(bridge, d) for d in bridge.devices]))
 
 
 async def get_device(request: web.Request) -> web.Response:
@@ -131,14 +143,16 @@ async def get_device(request: web.Request) -> web.Response:
     device_id = request.match_info["device"]
     known_device(bridge, device_id)
     runtime = bridge.devices[device_id]
-    body = device_summary(bridge, device_id)
-    body["points"] = [
-        p.model_dump(exclude_none=True, exclude_defaults=False) for p in runtime.config.points
-    ]
-    body["interval"] = runtime.config.interval
-    body["timeout"] = runtime.config.timeout
-    body["stats"] = {**runtime.stats(), "driver": bridge.driver_counters(device_id)}
-    return json_response(body)
+    summary = device_summary(bridge, device_id)
+    return json_response(
+        DeviceDetailOut(
+            **summary.model_dump(exclude={"points"}),
+            interval=runtime.config.interval,
+            timeout=runtime.config.timeout,
+            points=[p.model_dump(mode="json", exclude_none=True) for p in runtime.config.points],
+            stats={**runtime.stats(), "driver": bridge.driver_counters(device_id)},
+        )
+    )
 
 
 async def readings(request: web.Request) -> web.Response:
@@ -146,11 +160,11 @@ async def readings(request: web.Request) -> web.Response:
     devices, points = filters(bridge, request)
     selected = bridge.store.select(devices, points)
     return json_response(
-        {
-            "boot": bridge.store.boot,
-            "seq": bridge.store.seq,
-            "readings": [bridge.store.latest(d, p).to_json() for d, p in selected],
-        }
+        ReadingsOut(
+            boot=bridge.store.boot,
+            seq=bridge.store.seq,
+            readings=[ReadingOut.of(bridge.store.latest(d, p)) for d, p in selected],
+        )
     )
 
 
@@ -159,11 +173,11 @@ async def device_readings(request: web.Request) -> web.Response:
     device_id = request.match_info["device"]
     known_device(bridge, device_id)
     return json_response(
-        {
-            "boot": bridge.store.boot,
-            "seq": bridge.store.seq,
-            "readings": [r.to_json() for r in bridge.store.device_readings(device_id)],
-        }
+        ReadingsOut(
+            boot=bridge.store.boot,
+            seq=bridge.store.seq,
+            readings=[ReadingOut.of(r) for r in bridge.store.device_readings(device_id)],
+        )
     )
 
 
@@ -171,7 +185,7 @@ async def point_reading(request: web.Request) -> web.Response:
     bridge = _bridge(request)
     device_id, point_id = request.match_info["device"], request.match_info["point"]
     known_point(bridge, device_id, point_id)
-    return json_response(bridge.store.latest(device_id, point_id).to_json())
+    return json_response(ReadingOut.of(bridge.store.latest(device_id, point_id)))
 
 
 def parse_time(text: str) -> float:
@@ -204,7 +218,7 @@ async def point_history(request: web.Request) -> web.Response:
             raise Problem(400, f"limit={text!r} must be a whole number of at least 1")
         limit = int(text)
     kept = bridge.store.history(device_id, point_id, since, limit)
-    return json_response({"readings": [r.to_json() for r in kept]})
+    return json_response(HistoryOut(readings=[ReadingOut.of(r) for r in kept]))
 
 
 async def poll_device(request: web.Request) -> web.Response:
@@ -218,59 +232,122 @@ async def poll_device(request: web.Request) -> web.Response:
     except (LinkError, DriverError) as exc:
         raise Problem(503, f"device {device_id!r} is offline: {exc}") from None
     return json_response(
-        {
-            "device": device_id,
-            "status": bridge.devices[device_id].status,
-            "readings": [r.to_json() for r in polled],
-        }
+        PollOut(
+            device=device_id,
+            status=bridge.devices[device_id].status,  # type: ignore[arg-type]
+            readings=[ReadingOut.of(r) for r in polled],
+        )
     )
 
 
-def auth_middleware(token: str | None) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """With a read token, every route but ``/healthz`` needs ``Authorization: Bearer``."""
-    expected = f"Bearer {token}".encode() if token else None
+async def write_point(request: web.Request) -> web.Response:
+    bridge = _bridge(request)
+    device_id, point_id = request.match_info["device"], request.match_info["point"]
+    known_point(bridge, device_id, point_id)
+    point = bridge.devices[device_id].config.point(point_id)
+    assert point is not None
+    if not point.writable:
+        raise Problem(403, f"point {device_id}/{point_id} is not writable")
+    body = await request.read()
+    try:
+        wanted = WriteIn.model_validate_json(body)
+    except ValidationError as exc:
+        raise Problem(400, f'the body must be {{"value": ...}}: {_first_error(exc)}') from None
+    token = request.get(TOKEN)
+    try:
+        written = await bridge.write(
+            device_id, point_id, wanted.value, token.name if token else "-"
+        )
+    except BadValue as exc:
+        raise Problem(422, str(exc)) from None
+    except DeviceTimeout as exc:
+        raise Problem(504, str(exc)) from None
+    except LinkError as exc:
+        raise Problem(503, f"device {device_id!r} is offline: {exc}") from None
+    except DriverError as exc:
+        raise Problem(502, f"the device did not take the write: {exc}") from None
+    return json_response(ReadingOut.of(written))
 
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        # By route, not by path: ``/api/v1/devices/healthz`` is not ``/healthz``.
-        if expected is not None and request.match_info.handler is not healthz:
-            given = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                raise Problem(
-                    401,
-                    "this route needs 'Authorization: Bearer <token>' with the read token",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-        return await handler(request)
 
-    return check
+def _first_error(error: ValidationError) -> str:
+    item = error.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in item["loc"])
+    return f"{where}: {item['msg']}" if where else item["msg"]
+
+
+async def openapi_handler(request: web.Request) -> web.Response:
+    settings = _bridge(request).settings
+    return web.json_response(document(ROUTES, settings.root_path))
+
+
+DEVICE_FILTER = Query("device", "a device id; repeatable", repeat=True)
+POINT_FILTER = Query(
+    "point", "device/point, or a point id narrowing the devices named; repeatable", repeat=True
+)
+READINGS = "Latest readings"
+
+ROUTES: list[Route] = [
+    Route("GET", "/healthz", healthz, "The process and its poll loops are alive",
+          HealthOut, (503,), open=True),
+    Route("GET", "/readyz", readyz, "Every device has been tried at least once",
+          ReadyOut, (503,)),
+    Route("GET", "/metrics", metrics_handler, "Prometheus metrics", None,
+          answer_type="text/plain"),
+    Route("GET", "/openapi.json", openapi_handler, "This document", None,
+          answer_type="application/json"),
+    Route("GET", "/api/v1/devices", list_devices, "Every device", DevicesOut),
+    Route("GET", "/api/v1/devices/{device}", get_device,
+          "One device, its point definitions and poll statistics", DeviceDetailOut, (404,)),
+    Route("GET", "/api/v1/readings", readings, READINGS, ReadingsOut, (400, 404),
+          (DEVICE_FILTER, POINT_FILTER)),
+    Route("GET", "/api/v1/devices/{device}/readings", device_readings,
+          "Latest readings of one device", ReadingsOut, (404,)),
+    Route("GET", "/api/v1/devices/{device}/points/{point}", point_reading,
+          "Latest reading of one point", ReadingOut, (404,)),
+    Route("GET", "/api/v1/devices/{device}/points/{point}/history", point_history,
+          "Kept readings of one point, oldest first", HistoryOut, (400, 404),
+          (Query("since", "ISO 8601 time or Unix seconds"),
+           Query("limit", "most readings to return",
+                 {"type": "integer", "minimum": 1, "maximum": 1_000_000}))),
+    Route("POST", "/api/v1/devices/{device}/poll", poll_device,
+          "Poll the device now, through its link's queue", PollOut, (404, 503, 504)),
+    Route("PUT", "/api/v1/devices/{device}/points/{point}", write_point,
+          "Write a value, read the device back, answer the new reading", ReadingOut,
+          (400, 403, 404, 413, 422, 502, 503, 504), body=WriteIn,
+          description="Needs a write token. Never retried. Leaves one audit log line."),
+    Route("GET", "/api/v1/stream", stream.handler,
+          "Live readings over a WebSocket (connect with Upgrade: websocket)", None,
+          (400, 403, 404, 503),
+          (DEVICE_FILTER, POINT_FILTER,
+           Query("since", "resume after this seq", {"type": "integer", "minimum": 0}),
+           Query("boot", "the boot id the since belongs to")),
+          description="Without an Upgrade: websocket header the answer is 400."),
+]  # fmt: skip
 
 
 def routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_handler)
-    app.router.add_get("/api/v1/devices", list_devices)
-    app.router.add_get("/api/v1/devices/{device}", get_device)
-    app.router.add_get("/api/v1/readings", readings)
-    app.router.add_get("/api/v1/devices/{device}/readings", device_readings)
-    app.router.add_get("/api/v1/devices/{device}/points/{point}", point_reading)
-    app.router.add_get("/api/v1/devices/{device}/points/{point}/history", point_history)
-    app.router.add_post("/api/v1/devices/{device}/poll", poll_device)
-    app.router.add_get("/api/v1/stream", stream.handler)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
 
 
 def make_app(bridge: Bridge) -> web.Application:
     """The application, with every route under ``BRIDGE_ROOT_PATH``."""
     settings = bridge.settings
+    origins = settings.cors_origin_list
     api = web.Application(
-        middlewares=[problems_middleware, auth_middleware(settings.read_token)],
+        middlewares=[
+            problems_middleware,
+            cors_middleware(origins),
+            auth_middleware(Tokens(settings), frozenset({healthz})),
+        ],
         client_max_size=MAX_BODY,
     )
     api[BRIDGE] = bridge
     routes(api)
     if not settings.root_path:
         return api
-    outer = web.Application(middlewares=[problems_middleware], client_max_size=MAX_BODY)
+    outer = web.Application(
+        middlewares=[problems_middleware, cors_middleware(origins)], client_max_size=MAX_BODY
+    )
     outer.add_subapp(settings.root_path, api)
     return outer

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from bridge.api.auth import check_origin
 from bridge.api.problems import Problem
 from bridge.hub import Subscriber, encode
 from bridge.readings import Reading
@@ -65,6 +66,13 @@ async def handler(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_CLIENT_MESSAGE)
     if not ws.can_prepare(request).ok:
         raise Problem(400, "this route is a WebSocket: connect with an Upgrade: websocket request")
+    check_origin(request, bridge.settings.cors_origin_list)
+    if len(bridge.hub.subscribers) >= bridge.settings.max_subscribers:
+        raise Problem(
+            503,
+            f"too many stream clients ({bridge.settings.max_subscribers}); try again later",
+            headers={"Retry-After": "5"},
+        )
     await ws.prepare(request)
     # With the kernel's default send buffer (megabytes, autotuned) a stalled client would
     # be noticed only after that much; a small one makes the subscriber queue the limit.

@@ -199,3 +199,12 @@ class ModbusLink(Link):
 def point_of(device: ModbusDevice, point_id: str) -> ModbusPoint | None:
     """The Modbus point with this id, or None."""
     return next((p for p in device.points if p.id == point_id), None)
+
+
+def check_modbus_write(device: DeviceConfig, point_id: str, value: Value) -> None:
+    """Raise BadValue unless the point can take the value (type, range, min/max)."""
+    assert isinstance(device, ModbusDevice)
+    point = point_of(device, point_id)
+    if point is None:
+        raise BadValue(f"device {device.id!r} has no point {point_id!r}")
+    encode_value(point, value)

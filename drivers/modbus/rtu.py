@@ -22,9 +22,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from drivers.base import DeviceConfig, DeviceError, DeviceTimeout, Driver, Link, LinkError
+from drivers.base import DeviceConfig, DeviceError, DeviceTimeout, Driver, Link, LinkError, Value
 from drivers.modbus.config import ModbusDevice
-from drivers.modbus.link import ModbusLink, ModbusRefusal, plan_for
+from drivers.modbus.link import ModbusLink, ModbusRefusal, check_modbus_write, plan_for
 from drivers.modbus.planner import ReadBlock, describe_block
 from drivers.modbus.rtu_frame import find_reply, frame, read_request, reply_size
 from drivers.serial_port import SerialChannel, SerialConnection, bus_key, check_bus
@@ -188,6 +188,9 @@ class ModbusRtuDriver(Driver):
         first = devices[0]
         assert isinstance(first, ModbusRtuDevice)
         return ModbusRtuLink(first.connection, devices)
+
+    def check_write(self, device: DeviceConfig, point_id: str, value: Value) -> None:
+        check_modbus_write(device, point_id, value)
 
     def describe(self, device: DeviceConfig) -> list[str]:
         assert isinstance(device, ModbusDevice)

@@ -15,9 +15,9 @@ from typing import Any
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from drivers.base import DeviceConfig, DeviceError, DeviceTimeout, Driver, Link, LinkError
+from drivers.base import DeviceConfig, DeviceError, DeviceTimeout, Driver, Link, LinkError, Value
 from drivers.modbus.config import ModbusDevice, ModbusTcpDevice
-from drivers.modbus.link import ModbusLink, ModbusRefusal, plan_for
+from drivers.modbus.link import ModbusLink, ModbusRefusal, check_modbus_write, plan_for
 from drivers.modbus.planner import ReadBlock, describe_block
 
 # pymodbus logs every skipped late frame and lost connection at ERROR; the poller reports
@@ -130,6 +130,9 @@ class ModbusTcpDriver(Driver):
         first = devices[0]
         assert isinstance(first, ModbusTcpDevice)
         return ModbusTcpLink(first.connection.host, first.connection.port, devices)
+
+    def check_write(self, device: DeviceConfig, point_id: str, value: Value) -> None:
+        check_modbus_write(device, point_id, value)
 
     def describe(self, device: DeviceConfig) -> list[str]:
         assert isinstance(device, ModbusDevice)

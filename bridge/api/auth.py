@@ -1,0 +1,147 @@
+"""Bearer tokens, CORS and the WebSocket Origin check.
+
+``BRIDGE_READ_TOKEN`` and ``BRIDGE_WRITE_TOKEN`` (or their ``_FILE`` variants, for
+container secrets) each hold one token, or several named ones as ``name:secret`` pairs
+separated by commas; a lone token is named ``read`` or ``write``. The name is what the
+audit log shows. A write token may also read. Tokens are compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from bridge.api.problems import Problem
+from bridge.settings import Settings
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Token:
+    """A token the bridge accepts: its name (for the audit log) and what it may do."""
+
+    name: str
+    secret: bytes
+    may_write: bool
+
+
+TOKEN: web.RequestKey[Token | None] = web.RequestKey("token", Token | None)  # type: ignore[arg-type]
+
+
+def parse_tokens(text: str | None, default_name: str, may_write: bool) -> list[Token]:
+    """``secret`` or ``name:secret,name:secret`` as tokens."""
+    if not text:
+        return []
+    tokens = []
+    for part in text.split(","):
+        part = part.strip()
+        name, colon, secret = part.partition(":")
+        if not colon:
+            name, secret = default_name, part
+        if secret:
+            tokens.append(Token(name.strip() or default_name, secret.encode(), may_write))
+    return tokens
+
+
+class Tokens:
+    """The tokens of one bridge and the rules that apply them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.readers = parse_tokens(settings.read_token, "read", may_write=False)
+        self.writers = parse_tokens(settings.write_token, "write", may_write=True)
+
+    @property
+    def reads_guarded(self) -> bool:
+        return bool(self.readers)
+
+    @property
+    def writes_enabled(self) -> bool:
+        return bool(self.writers)
+
+    def identify(self, authorization: str | None) -> Token | None:
+        """The token in an ``Authorization: Bearer ...`` header, or None."""
+        if not authorization:
+            return None
+        scheme, _, given = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            return None
+        secret = given.strip().encode()
+        found = None
+        # Every token is compared, so the time taken does not tell which one was close.
+        for token in (*self.readers, *self.writers):
+            if hmac.compare_digest(secret, token.secret):
+                found = token
+        return found
+
+
+def auth_middleware(tokens: Tokens, open_handlers: frozenset[Handler]) -> Middleware:
+    """Reads need a token when read tokens are set; writes (PUT) always need a write token."""
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # By route, not by path: ``/api/v1/devices/healthz`` is not ``/healthz``.
+        if request.match_info.handler in open_handlers or request.method == "OPTIONS":
+            return await handler(request)
+        token = tokens.identify(request.headers.get("Authorization"))
+        request[TOKEN] = token
+        if request.method == "PUT":
+            if not tokens.writes_enabled:
+                raise Problem(403, "writes are disabled: the bridge has no BRIDGE_WRITE_TOKEN")
+            if token is None or not token.may_write:
+                raise Problem(
+                    401,
+                    "writes need 'Authorization: Bearer <token>' with a write token",
+                    headers={"WWW-Authenticate": 'Bearer realm="write"'},
+                )
+        elif tokens.reads_guarded and token is None:
+            raise Problem(
+                401,
+                "this route needs 'Authorization: Bearer <token>' with the read token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return await handler(request)
+
+    return check
+
+
+def cors_middleware(origins: list[str]) -> Middleware:
+    """Answer browsers from the configured origins only; with none, no CORS at all."""
+    allowed = frozenset(origins)
+
+    @web.middleware
+    async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is None or origin.rstrip("/") not in allowed:
+            return await handler(request)
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            response: web.StreamResponse = web.Response(status=204)
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT"
+            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            response.headers["Access-Control-Max-Age"] = "600"
+        else:
+            response = await handler(request)
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+        return response
+
+    return cors
+
+
+def check_origin(request: web.Request, origins: list[str]) -> None:
+    """Refuse a WebSocket opened by a web page of another site (cross-site hijacking).
+
+    Clients that are not browsers send no Origin and pass; a page of the bridge's own
+    host, or of a configured CORS origin, passes.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None or origin.rstrip("/") in origins:
+        return
+    if urlsplit(origin).netloc == request.host:
+        return
+    raise Problem(403, f"a page from {origin} may not open this stream (set BRIDGE_CORS_ORIGINS)")

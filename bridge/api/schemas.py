@@ -1,0 +1,142 @@
+"""The API's bodies as pydantic models: the handlers build them and /openapi.json shows them.
+
+Only the REST handlers use these; the stream encodes plain dicts, because it is the hot
+path (``Reading.to_json`` gives the same shape as :class:`ReadingOut`, which a test checks).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_serializer,
+)
+
+from bridge.readings import Reading, iso_time
+
+Value = StrictBool | StrictInt | StrictFloat | StrictStr
+Quality = Literal["good", "stale", "bad"]
+Status = Literal["starting", "online", "degraded", "offline"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReadingOut(Model):
+    """One point's value at one moment."""
+
+    device: str
+    point: str
+    value: Value | None = Field(description="null when quality is bad")
+    unit: str | None
+    quality: Quality
+    ts: str | None = Field(description="when the value was read, UTC ISO 8601; null if never")
+    seq: int = Field(ge=0, description="publication counter of the last change (0: never)")
+    error: str | None = Field(default=None, description="why the quality is not good")
+
+    @model_serializer(mode="wrap")
+    def _without_empty_error(self, serialize: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # The contract's reading carries ``error`` only when there is one.
+        data: dict[str, Any] = serialize(self)
+        if data.get("error") is None:
+            data.pop("error", None)
+        return data
+
+    @classmethod
+    def of(cls, reading: Reading) -> ReadingOut:
+        return cls(
+            device=reading.device,
+            point=reading.point,
+            value=reading.value,
+            unit=reading.unit,
+            quality=reading.quality,  # type: ignore[arg-type]
+            ts=None if reading.ts is None else iso_time(reading.ts),
+            seq=reading.seq,
+            error=reading.error,
+        )
+
+
+class ReadingsOut(Model):
+    """Latest readings, with the process's boot id and latest seq (to resume a stream)."""
+
+    boot: str
+    seq: int
+    readings: list[ReadingOut]
+
+
+class HistoryOut(Model):
+    """Kept readings of one point, oldest first."""
+
+    readings: list[ReadingOut]
+
+
+class DeviceOut(Model):
+    """A device as listed."""
+
+    id: str
+    driver: str
+    status: Status
+    last_success: str | None
+    last_error: str | None
+    points: list[str]
+
+
+class DevicesOut(Model):
+    devices: list[DeviceOut]
+
+
+class DeviceDetailOut(Model):
+    """One device with its point definitions and poll statistics."""
+
+    id: str
+    driver: str
+    status: Status
+    last_success: str | None
+    last_error: str | None
+    interval: float
+    timeout: float
+    points: list[dict[str, Any]] = Field(description="the point definitions, as validated")
+    stats: dict[str, Any] = Field(description="poll statistics and the driver's own counts")
+
+
+class PollOut(Model):
+    """A device's readings right after an on-demand poll."""
+
+    device: str
+    status: Status
+    readings: list[ReadingOut]
+
+
+class WriteIn(Model):
+    """The value to write, in the point's engineering units (after scale and offset)."""
+
+    value: Value
+
+
+class HealthOut(Model):
+    status: Literal["ok"]
+
+
+class ReadyOut(Model):
+    status: Literal["ready"]
+    devices: dict[str, Status]
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457 problem details), served as application/problem+json."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
