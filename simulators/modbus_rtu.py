@@ -111,11 +111,12 @@ class ModbusRtuServer:
     request is logged in ``simulator.requests`` on arrival, a broadcast once as unit 0.
 
     ``wire_time=True`` emulates the line speed a pty ignores: an answer is written at
-    ``t_request_complete + (3.5 + len(answer)) * char_time``, where the request is
-    complete ``len(request) * char_time`` after its first byte arrived; an answer also
-    keeps the 3.5-character silence after the previous answer, and ``simulator.delay``
-    adds to it. ``char_time`` is ``(1 + bytesize + (parity != "N") + stopbits) /
-    baudrate``. Answers are only ever late, never early: what the pty and the event
+    ``t_request_complete + silent_interval + len(answer) * char_time``, where the request
+    is complete ``len(request) * char_time`` after its first byte arrived; an answer also
+    keeps the silent interval after the previous answer, and ``simulator.delay`` adds to
+    it. The silent interval is 3.5 characters, or 1.75 ms above 19200 baud, as the Modbus
+    serial line specification (2.5.1.1) fixes it. ``char_time`` is
+    ``(1 + bytesize + (parity != "N") + stopbits) / baudrate``. Answers are only ever late, never early: what the pty and the event
     loop add comes on top. Without ``wire_time`` an answer goes out at once (after
     ``delay``). Either way answers leave one at a time, in the order of the requests.
     """
@@ -186,6 +187,12 @@ class ModbusRtuServer:
         """Seconds one character takes on the emulated line."""
         bits = 1 + self.bytesize + (self.parity != "N") + self.stopbits
         return bits / self.baudrate
+
+    @property
+    def silent_interval(self) -> float:
+        """Seconds of silence before an answer: 3.5 characters, fixed at 1.75 ms above
+        19200 baud (Modbus over serial line, 2.5.1.1)."""
+        return 3.5 * self.char_time if self.baudrate <= 19200 else 0.00175
 
     async def start(self) -> str:
         """Create the pty and start answering; returns :attr:`path`."""
@@ -320,7 +327,7 @@ class ModbusRtuServer:
         delay = max(0.0, self.simulator.delay)
         if self.wire_time:
             char = self.char_time
-            begins = max(complete + delay, self._tx_line_free) + 3.5 * char
+            begins = max(complete + delay, self._tx_line_free) + self.silent_interval
             due = begins + len(out) * char
             self._tx_line_free = due
         else:
