@@ -116,9 +116,10 @@ class ModbusRtuServer:
     keeps the silent interval after the previous answer, and ``simulator.delay`` adds to
     it. The silent interval is 3.5 characters, or 1.75 ms above 19200 baud, as the Modbus
     serial line specification (2.5.1.1) fixes it. ``char_time`` is
-    ``(1 + bytesize + (parity != "N") + stopbits) / baudrate``. Answers are only ever late, never early: what the pty and the event
-    loop add comes on top. Without ``wire_time`` an answer goes out at once (after
-    ``delay``). Either way answers leave one at a time, in the order of the requests.
+    ``(1 + bytesize + (parity != "N") + stopbits) / baudrate``. Answers are only ever
+    late, never early: what the pty and the event loop add comes on top. Without
+    ``wire_time`` an answer goes out at once (after ``delay``). Either way answers leave
+    one at a time, in the order of the requests.
     """
 
     def __init__(
