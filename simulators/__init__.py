@@ -16,18 +16,25 @@ from simulators.modbus import (
     decode_registers,
     encode_registers,
 )
+from simulators.modbus_rtu import RTU_DEMO_PROFILE, ModbusRtuServer, run_rtu_simulator
 from simulators.modbus_tcp import ModbusTcpServer, run_tcp_simulator
 from simulators.profile import DEMO_PROFILE, ProfileError, load_profile, parse_profile
+from simulators.pty_port import PtyPort
+from simulators.serial_line import LineInstrument, run_line_simulator
 
 __all__ = [
     "DEMO_PROFILE",
+    "RTU_DEMO_PROFILE",
     "Counter",
     "GeneratedValue",
+    "LineInstrument",
     "LoggedRequest",
     "ModbusDeviceState",
+    "ModbusRtuServer",
     "ModbusSimulator",
     "ModbusTcpServer",
     "ProfileError",
+    "PtyPort",
     "Ramp",
     "RandomWalk",
     "Sine",
@@ -35,5 +42,7 @@ __all__ = [
     "encode_registers",
     "load_profile",
     "parse_profile",
+    "run_line_simulator",
+    "run_rtu_simulator",
     "run_tcp_simulator",
 ]
