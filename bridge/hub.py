@@ -30,6 +30,7 @@ class Subscriber:
         self.devices: frozenset[str] = frozenset()
         self.points: frozenset[str] = frozenset()
         self.overflowed = asyncio.Event()
+        self.shutting_down = asyncio.Event()
 
     def set_filter(self, devices: Iterable[str], points: Iterable[str]) -> None:
         """Replace the filter: device ids and ``device/point`` names; both empty = all."""
@@ -68,6 +69,11 @@ class Hub:
         subscriber = Subscriber(self.queue_size)
         self.subscribers.add(subscriber)
         return subscriber
+
+    def close_all(self) -> None:
+        """Ask every subscriber's connection to close: the bridge is stopping."""
+        for subscriber in self.subscribers:
+            subscriber.shutting_down.set()
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.discard(subscriber)

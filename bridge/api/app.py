@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -188,19 +190,34 @@ async def point_reading(request: web.Request) -> web.Response:
     return json_response(ReadingOut.of(bridge.store.latest(device_id, point_id)))
 
 
+#: Unix seconds as ``since`` takes them: a plain decimal number (no ``nan``, ``inf``, ``1_0``)
+UNIX_SECONDS = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+#: the most readings ``limit`` may ask for (no point keeps more: see ``BRIDGE_HISTORY``)
+MAX_LIMIT = 1_000_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def parse_time(text: str) -> float:
     """An ISO 8601 time (``Z`` or an offset; naive means UTC) or Unix seconds."""
-    try:
-        return float(text)
-    except ValueError:
-        pass
+    if UNIX_SECONDS.fullmatch(text):
+        seconds = float(text)
+        if math.isfinite(seconds):
+            return seconds
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "+"))
     except ValueError:
         raise Problem(400, f"since={text!r} is not an ISO 8601 time or Unix seconds") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    # by subtraction: ``timestamp()`` overflows for year 1 with a positive offset
+    return (moment - EPOCH).total_seconds()
+
+
+def parse_limit(text: str) -> int:
+    """``limit``: a whole number from 1 to MAX_LIMIT, in ASCII digits."""
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
+        raise Problem(400, f"limit={text!r} must be a whole number from 1 to {MAX_LIMIT}")
+    return int(text)
 
 
 async def point_history(request: web.Request) -> web.Response:
@@ -211,12 +228,7 @@ async def point_history(request: web.Request) -> web.Response:
     if unknown:
         raise Problem(400, f"unknown query parameter(s): {', '.join(sorted(unknown))}")
     since = parse_time(request.query["since"]) if "since" in request.query else None
-    limit = None
-    if "limit" in request.query:
-        text = request.query["limit"]
-        if not text.isdigit() or int(text) < 1:
-            raise Problem(400, f"limit={text!r} must be a whole number of at least 1")
-        limit = int(text)
+    limit = parse_limit(request.query["limit"]) if "limit" in request.query else None
     kept = bridge.store.history(device_id, point_id, since, limit)
     return json_response(HistoryOut(readings=[ReadingOut.of(r) for r in kept]))
 
@@ -306,9 +318,10 @@ ROUTES: list[Route] = [
           "Latest reading of one point", ReadingOut, (404,)),
     Route("GET", "/api/v1/devices/{device}/points/{point}/history", point_history,
           "Kept readings of one point, oldest first", HistoryOut, (400, 404),
-          (Query("since", "ISO 8601 time or Unix seconds"),
+          (Query("since", "readings read at or after this time: ISO 8601 or Unix seconds",
+                 {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]}),
            Query("limit", "most readings to return",
-                 {"type": "integer", "minimum": 1, "maximum": 1_000_000}))),
+                 {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}))),
     Route("POST", "/api/v1/devices/{device}/poll", poll_device,
           "Poll the device now, through its link's queue", PollOut, (404, 503, 504)),
     Route("PUT", "/api/v1/devices/{device}/points/{point}", write_point,
@@ -334,20 +347,28 @@ def make_app(bridge: Bridge) -> web.Application:
     """The application, with every route under ``BRIDGE_ROOT_PATH``."""
     settings = bridge.settings
     origins = settings.cors_origin_list
+    # CORS outermost: an error (401, 404, ...) must reach the page that asked, to be read
     api = web.Application(
         middlewares=[
-            problems_middleware,
             cors_middleware(origins),
+            problems_middleware,
             auth_middleware(Tokens(settings), frozenset({healthz})),
         ],
         client_max_size=MAX_BODY,
     )
     api[BRIDGE] = bridge
     routes(api)
+
+    async def close_streams(app: web.Application) -> None:
+        # Stream handlers run until their client leaves: without this, shutting down
+        # would wait out the whole grace period for them.
+        bridge.hub.close_all()
+
+    api.on_shutdown.append(close_streams)
     if not settings.root_path:
         return api
     outer = web.Application(
-        middlewares=[problems_middleware, cors_middleware(origins)], client_max_size=MAX_BODY
+        middlewares=[cors_middleware(origins), problems_middleware], client_max_size=MAX_BODY
     )
     outer.add_subapp(settings.root_path, api)
     return outer

@@ -6,12 +6,13 @@ path (``Reading.to_json`` gives the same shape as :class:`ReadingOut`, which a t
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     SerializerFunctionWrapHandler,
     StrictBool,
     StrictFloat,
@@ -19,6 +20,8 @@ from pydantic import (
     StrictStr,
     model_serializer,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from bridge.readings import Reading, iso_time
 
@@ -50,6 +53,16 @@ class ReadingOut(Model):
         if data.get("error") is None:
             data.pop("error", None)
         return data
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # The serializer above returns a plain dict, of which pydantic's serialization
+        # schema knows nothing (an object with any properties): document the fields
+        # instead, ``error`` being optional (it has a default) as the serializer makes it.
+        fields = {k: v for k, v in core_schema.items() if k != "serialization"}
+        return handler(cast(CoreSchema, fields))
 
     @classmethod
     def of(cls, reading: Reading) -> ReadingOut:

@@ -51,7 +51,7 @@ def _since(request: web.Request) -> int | None:
     text = request.query.get("since")
     if text is None:
         return None
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise Problem(400, f"since={text!r} must be the seq of the last reading seen (0 or more)")
     return int(text)
 
@@ -130,6 +130,10 @@ async def _serve(bridge: Bridge, ws: web.WebSocketResponse, subscriber: Subscrib
             message=b"too slow: reconnect with since=<last seq> to resume",
         )
 
+    async def watch_shutdown() -> None:
+        await subscriber.shutting_down.wait()
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"the bridge is stopping")
+
     async def receive() -> None:
         async for message in ws:
             if message.type != WSMsgType.TEXT:
@@ -138,7 +142,8 @@ async def _serve(bridge: Bridge, ws: web.WebSocketResponse, subscriber: Subscrib
             if reply is not None:
                 subscriber.offer(reply)
 
-    tasks = [asyncio.create_task(c) for c in (send(), watch_overflow(), receive())]
+    loops = (send(), watch_overflow(), watch_shutdown(), receive())
+    tasks = [asyncio.create_task(loop) for loop in loops]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
