@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -26,10 +27,12 @@ from bridge.api.schemas import (
     WriteIn,
 )
 from bridge.readings import iso_time
-from bridge.service import Bridge
+from bridge.service import Bridge, audit
 from drivers.base import BadValue, DeviceTimeout, DriverError, LinkError
 
 BRIDGE: web.AppKey[Bridge] = web.AppKey("bridge", Bridge)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+AUDITED: web.RequestKey[bool] = web.RequestKey("audited", bool)
 
 #: request bodies are small JSON documents; anything larger is refused with 413
 MAX_BODY = 64 * 1024
@@ -204,7 +207,8 @@ def parse_time(text: str) -> float:
         if math.isfinite(seconds):
             return seconds
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "+"))
+        # RFC 3339 allows "t" and "z"; a "+" in an offset arrives as a space when not encoded
+        moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00").replace(" ", "+"))
     except ValueError:
         raise Problem(400, f"since={text!r} is not an ISO 8601 time or Unix seconds") from None
     if moment.tzinfo is None:
@@ -266,6 +270,7 @@ async def write_point(request: web.Request) -> web.Response:
     except ValidationError as exc:
         raise Problem(400, f'the body must be {{"value": ...}}: {_first_error(exc)}') from None
     token = request.get(TOKEN)
+    request[AUDITED] = True  # from here on, Bridge.write leaves the audit line
     try:
         written = await bridge.write(
             device_id, point_id, wanted.value, token.name if token else "-"
@@ -279,6 +284,23 @@ async def write_point(request: web.Request) -> web.Response:
     except DriverError as exc:
         raise Problem(502, f"the device did not take the write: {exc}") from None
     return json_response(ReadingOut.of(written))
+
+
+@web.middleware
+async def refused_writes_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """An audit line for a write refused before it reached the device (401, 403, 400...)."""
+    try:
+        return await handler(request)
+    except (Problem, web.HTTPException) as exc:
+        if request.method == "PUT" and not request.get(AUDITED):
+            token = request.get(TOKEN)
+            status = exc.status
+            detail = exc.detail if isinstance(exc, Problem) else exc.reason
+            audit.info(
+                "write by=%s path=%s result=refused %s: %s",
+                token.name if token else "-", request.path, status, detail,
+            )  # fmt: skip
+        raise
 
 
 def _first_error(error: ValidationError) -> str:
@@ -352,6 +374,7 @@ def make_app(bridge: Bridge) -> web.Application:
         middlewares=[
             cors_middleware(origins),
             problems_middleware,
+            refused_writes_middleware,
             auth_middleware(Tokens(settings), frozenset({healthz})),
         ],
         client_max_size=MAX_BODY,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 
 CONTENT_TYPE = "application/problem+json"
+
+log = logging.getLogger(__name__)
 
 
 class Problem(Exception):
@@ -69,3 +72,7 @@ async def problems_middleware(request: web.Request, handler: Any) -> web.StreamR
         response = problem_response(exc.status, detail)
         response.headers.update(headers)
         return response
+    except Exception:
+        # A bug: the client still gets a problem, and the traceback goes to the log.
+        log.exception("%s %s failed", request.method, request.path)
+        return problem_response(500, "internal error; the bridge's log has the details")

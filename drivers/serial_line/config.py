@@ -4,7 +4,8 @@ A device names its port (``connection``), how a reading is obtained (``mode``: `
 sends ``command`` and reads the reply; ``stream`` listens to lines the device sends by
 itself), how lines end (``eol``) and are encoded, and how a line becomes a record
 (``parse``: a regular expression with named groups, JSON objects, or CSV columns). Each
-point takes one ``field`` of the record (by default the field named like the point).
+point takes one ``field`` of the record (by default the field named like the point), and
+a writable point has a ``write`` command template (see :class:`SerialLinePoint`).
 
 Everything that can be checked before talking to the device is checked here, each
 problem at its place: a regular expression that does not compile, a point whose field the
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import string
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -26,6 +28,14 @@ from drivers.serial_port import SerialConnection
 
 PointType = Literal["float", "int", "bool", "str"]
 Mode = Literal["query", "stream"]
+
+#: a value of each point type, to try a write template on when the file is read
+WRITE_SAMPLE: dict[str, float | int | bool | str] = {
+    "float": 1.5,
+    "int": 1,
+    "bool": True,
+    "str": "x",
+}
 
 #: what an ASCII-compatible encoding turns into the same bytes (lines are cut on eol bytes)
 _ASCII_SAMPLE = "AZaz09 ,.:;-+\r\n\t"
@@ -136,21 +146,70 @@ class LineParse(BaseModel):
 
 
 class SerialLinePoint(PointConfig):
-    """One value taken from a field of the record a line gives."""
+    """One value taken from a field of the record a line gives; writable through a command.
+
+    A writable point has ``write``, the command that sets it: a template in Python's format
+    syntax whose only field is ``{value}``, terminator included (``"SP {value:.1f}\\r\\n"``).
+    ``{value}`` is the value in the device's own terms, the inverse of ``scale`` and
+    ``offset`` (a whole number for an ``int`` point), so the command speaks the units the
+    device's replies do. ``min`` and ``max`` bound what may be written to a number.
+    """
 
     type: PointType = "float"
     scale: float = Field(default=1.0, strict=True, allow_inf_nan=False)
     offset: float = Field(default=0.0, strict=True, allow_inf_nan=False)
     field: str | None = Field(default=None, min_length=1)
+    write: str | None = Field(default=None, min_length=1)
+    min: float | None = Field(default=None, allow_inf_nan=False)
+    max: float | None = Field(default=None, allow_inf_nan=False)
+
+    @field_validator("write")
+    @classmethod
+    def _template(cls, text: str | None) -> str | None:
+        if text is None:
+            return None
+        _no_escaped_control(text)
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+        except ValueError as exc:
+            raise ValueError(f"is not a valid template: {exc}") from None
+        if not fields:
+            raise ValueError(
+                'has no {value}: write where the value goes, e.g. "SP {value:.1f}\\r\\n" '
+                "(a literal brace is written {{ or }})"
+            )
+        for name in fields:
+            if name != "value":
+                raise ValueError(
+                    f"may only use the field {{value}}, not {{{name}}} "
+                    "(a literal brace is written {{ or }})"
+                )
+        return text
 
     @model_validator(mode="after")
     def _consistent(self) -> SerialLinePoint:
-        if self.writable:
-            raise ValueError("serial-line points are read-only: writable must be false")
+        if self.writable and self.write is None:
+            raise ValueError(
+                "serial-line points are written through a command: writable: true needs "
+                'write, a template like "SP {value:.1f}\\r\\n"'
+            )
+        if self.write is not None and not self.writable:
+            raise ValueError("write is a command template for a writable point: set writable: true")
         if self.scale == 0:
             raise ValueError("scale must not be 0")
         if self.type in ("bool", "str") and self.model_fields_set & {"scale", "offset"}:
             raise ValueError(f"scale and offset apply to numbers, not to a {self.type}")
+        if self.type in ("bool", "str") and self.model_fields_set & {"min", "max"}:
+            raise ValueError(f"min and max apply to numbers, not to a {self.type}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is greater than max ({self.max:g})")
+        if self.write is not None:
+            try:
+                self.write.format(value=WRITE_SAMPLE[self.type])
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+                raise ValueError(
+                    f"write {self.write!r} cannot format a {self.type} value: {exc}"
+                ) from None
         return self
 
     @property
@@ -225,6 +284,19 @@ class SerialLineDevice(DeviceConfig):
                 text.encode(self.encoding)
             except UnicodeEncodeError:
                 found.append(((name,), f"cannot be written in encoding {self.encoding!r}", text))
+        for index, point in enumerate(self.points):
+            if point.write is None:
+                continue
+            try:
+                point.write.format(value=WRITE_SAMPLE[point.type]).encode(self.encoding)
+            except UnicodeEncodeError:
+                found.append(
+                    (
+                        ("points", index, "write"),
+                        f"cannot be written in encoding {self.encoding!r}",
+                        point.write,
+                    )
+                )
         known = self.parse.fields
         if known is not None:
             what = "named group of the regex" if self.parse.kind == "regex" else "csv column"

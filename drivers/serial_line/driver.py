@@ -30,6 +30,17 @@ terminator for longer than a line gap (30 character times, at least 50 ms, 0.5 s
 run into the next one and give a wrong value; a cut shorter than that gap still merges,
 and the merged line is nearly always garbage.
 
+Writes. A point with a ``write`` template is written by sending the template formatted
+with the value (in the device's terms: the inverse of scale and offset). In query mode
+the link then waits, up to the device's timeout, for one reply line and discards it: many
+instruments acknowledge a setting (``OK``, ``ES``, an echo of the new value), and that
+line must not be left for the next poll to trip over. A device that does not answer
+writes costs that timeout and is no failure; the bridge reads the point back by polling
+anyway. An echo of the command itself and empty lines do not count as the reply. In
+stream mode the command is sent and nothing is awaited (a reply could not be told from
+the stream's lines). A string value must not hold control characters or the device's
+``eol``, so that a value can never smuggle a second command onto the line.
+
 Between polls at most a bounded number of bytes is kept (the newest whole lines); with
 such a backlog only the newest lines matter anyway. A lost port (adapter unplugged,
 serial server gone) raises LinkError; the poller reopens the link.
@@ -38,11 +49,14 @@ serial server gone) raises LinkError; the poller reopens the link.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
 from drivers.base import (
+    BadValue,
     DeviceConfig,
     DeviceError,
     DeviceTimeout,
@@ -53,7 +67,7 @@ from drivers.base import (
     ReadResult,
     Value,
 )
-from drivers.serial_line.config import SerialLineDevice
+from drivers.serial_line.config import SerialLineDevice, SerialLinePoint
 from drivers.serial_line.parsers import Record, parse_line, record_values
 from drivers.serial_port import SerialChannel, SerialConnection, bus_key, check_bus
 
@@ -257,6 +271,39 @@ class SerialLineLink(Link):
         except LinkError as exc:
             raise LinkError(f"{self.port} is lost: {exc}") from None
 
+    async def write(self, device: DeviceConfig, point_id: str, value: Value) -> None:
+        """Send the point's write command; in query mode take one reply line, if any comes."""
+        assert isinstance(device, SerialLineDevice)
+        data = write_command(device, point_id, value)
+        channel = self._channel
+        if channel is None or not channel.is_open:
+            lost = channel.lost if channel is not None else None
+            raise LinkError(f"{self.port} is lost: {lost}" if lost else f"{self.port} is not open")
+        try:
+            if device.mode == "stream":
+                channel.write(data)
+                return
+            self._drop_stale(channel, device)
+            self._last_query = device
+            channel.write(data)
+            await self._discard_reply(channel, device, data)
+        except LinkError as exc:
+            raise LinkError(f"{self.port} is lost: {exc}") from None
+
+    async def _discard_reply(
+        self, channel: LineChannel, device: SerialLineDevice, sent: bytes
+    ) -> None:
+        """Wait up to the timeout for one reply line (not an echo) and drop it."""
+        splitter = LineSplitter(device.eol_bytes, device.max_line)
+        echo = sent.removesuffix(device.eol_bytes)
+        deadline = time.monotonic() + device.timeout
+        while True:
+            lines, _ = splitter.take(channel.buffer)
+            if any(line.strip() and line != echo for line in lines):
+                return
+            if not await channel.wait_for_data(deadline):
+                return
+
     # query mode ------------------------------------------------------------------------
 
     async def _read_query(
@@ -374,6 +421,60 @@ class SerialLineLink(Link):
         return parse_line(device.parse, text)
 
 
+def write_command(device: SerialLineDevice, point_id: str, value: Value) -> bytes:
+    """The bytes that write ``value`` to a point; BadValue if the point cannot take it."""
+    point = next((p for p in device.points if p.id == point_id), None)
+    if point is None:
+        raise BadValue(f"device {device.id!r} has no point {point_id!r}")
+    if point.write is None:
+        raise BadValue(f"point {point_id!r} has no write command")
+    raw = device_value(point, value, device.eol)
+    try:
+        return point.write.format(value=raw).encode(device.encoding)
+    except UnicodeEncodeError:
+        raise BadValue(
+            f"{value!r} cannot be sent to point {point_id!r} in encoding {device.encoding!r}"
+        ) from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise BadValue(f"{value!r} does not fit the write command of {point_id!r}: {exc}") from None
+
+
+def device_value(point: SerialLinePoint, value: Value, eol: str) -> Value:
+    """What ``{value}`` stands for in the command: the value checked, in the device's terms."""
+    if point.type == "bool":
+        if not isinstance(value, bool):
+            raise BadValue(f"point {point.id!r} takes true or false, not {value!r}")
+        return value
+    if point.type == "str":
+        if not isinstance(value, str):
+            raise BadValue(f"point {point.id!r} takes a string, not {value!r}")
+        if eol in value or any(unicodedata.category(c) == "Cc" for c in value):
+            raise BadValue(f"a value for point {point.id!r} must not hold control characters")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadValue(f"point {point.id!r} takes a number, not {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadValue(f"point {point.id!r} takes a finite number, not {value!r}")
+    if point.min is not None and value < point.min:
+        raise BadValue(f"{value!r} is below the minimum {point.min:g} of point {point.id!r}")
+    if point.max is not None and value > point.max:
+        raise BadValue(f"{value!r} is above the maximum {point.max:g} of point {point.id!r}")
+    scaled = not (point.scale == 1 and point.offset == 0)
+    try:
+        raw = (value - point.offset) / point.scale if scaled else value
+        if point.type == "int":
+            if not scaled and isinstance(raw, float) and not raw.is_integer():
+                raise BadValue(f"point {point.id!r} takes a whole number, not {value!r}")
+            return round(raw)
+        raw = float(raw)
+    except OverflowError:
+        raise BadValue(f"{value!r} is out of range for point {point.id!r}") from None
+    if not math.isfinite(raw):
+        raise BadValue(f"{value!r} is out of range for point {point.id!r}")
+    # 12 significant digits: (12.3 - 0) / 0.1 is 123, not 122.99999999999999
+    return float(f"{raw:.12g}") if scaled else raw
+
+
 def line_gap(device: SerialLineDevice) -> float:
     """Silence inside a stream-mode line after which its start is dropped as partial."""
     connection = device.connection
@@ -431,9 +532,14 @@ class SerialLineDriver(Driver):
     def open_link(self, key: str, devices: Sequence[DeviceConfig]) -> Link:
         return SerialLineLink(devices)
 
+    def check_write(self, device: DeviceConfig, point_id: str, value: Value) -> None:
+        assert isinstance(device, SerialLineDevice)
+        write_command(device, point_id, value)
+
     def describe(self, device: DeviceConfig) -> list[str]:
         assert isinstance(device, SerialLineDevice)
         points = f"parse {device.parse.kind}, {len(device.points)} point(s)"
+        writes = [f"writes {p.id} with {p.write!r}" for p in device.points if p.write]
         if device.mode == "stream":
-            return [f"stream of lines ending {device.eol!r}, {points}"]
-        return [f"query {device.command!r}, {points}"]
+            return [f"stream of lines ending {device.eol!r}, {points}", *writes]
+        return [f"query {device.command!r}, {points}", *writes]
