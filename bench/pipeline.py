@@ -56,10 +56,14 @@ async def main() -> None:
         hub.publish_readings("bench", published)
     elapsed = time.process_time() - started
     points = args.polls * len(config.points)
-    print(f"{len(config.points)} points a poll, {args.polls} polls, "
-          f"{args.subscribers} subscribers, every value changed")
-    print(f"{points / elapsed:,.0f} points/s on one core "
-          f"({elapsed / args.polls * 1e6:,.0f} µs a poll)")
+    print(
+        f"{len(config.points)} points a poll, {args.polls} polls, "
+        f"{args.subscribers} subscribers, every value changed"
+    )
+    print(
+        f"{points / elapsed:,.0f} points/s on one core "
+        f"({elapsed / args.polls * 1e6:,.0f} µs a poll)"
+    )
     assert all(s.queue.qsize() == args.polls for s in subscribers)
 
 
