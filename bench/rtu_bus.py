@@ -1,7 +1,8 @@
 """How well the bridge uses an RS-485 line: transactions per second against the maximum.
 
 Polls two Modbus RTU units on one bus through the wire-time simulator (which holds every
-frame for as long as it would take on a real line at the configured baud rate) and prints,
+frame for as long as it would take on a real line at the configured baud rate), run in a
+process of its own as a device would be, and prints,
 for each baud rate, the transactions per second achieved next to the line's theoretical
 maximum for those frame sizes. The arithmetic is in docs/performance.md.
 
@@ -12,14 +13,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
 import time
+from pathlib import Path
+
+import yaml
 
 from bridge.config import parse_config
 from bridge.service import Bridge
 from drivers.modbus.rtu import RtuConnection, silent_interval
-from simulators.modbus import ModbusDeviceState, ModbusSimulator
-from simulators.modbus_rtu import ModbusRtuServer
 
 BAUD_RATES = (9600, 19200, 115200)
 REQUEST_BYTES = 8  # unit, function, address, count, CRC
@@ -36,42 +39,60 @@ def theoretical_max(baudrate: int, registers: int) -> tuple[float, float, int]:
 
 
 async def measure(baudrate: int, registers: int, seconds: float) -> float:
-    """Transactions per second the bridge achieves on a wire-time bus at this baud rate."""
-    units = {}
-    for unit in (3, 4):
-        state = ModbusDeviceState()
-        state.set_registers("input", 0, range(1, registers + 1))
-        units[unit] = state
-    sim = ModbusSimulator(units)
+    """Transactions per second the bridge achieves on a wire-time bus at this baud rate.
+
+    The simulator runs in a process of its own, as a device would: sharing the bridge's
+    event loop and GIL would charge the bridge for the simulator's work.
+    """
     with tempfile.TemporaryDirectory() as folder:
-        server = ModbusRtuServer(sim, baudrate=baudrate, wire_time=True, link_dir=folder)
-        path = await server.start()
-        points = [
-            {"id": f"r{i}", "table": "input", "address": i, "type": "uint16"}
+        profile = Path(folder) / "profile.yaml"
+        values = [
+            {"table": "input", "address": i, "type": "uint16", "value": i + 1}
             for i in range(registers)
         ]
-        devices = [
-            {"id": f"meter-{unit}", "driver": "modbus-rtu", "unit": unit,
-             "connection": {"port": path, "baudrate": baudrate},
-             "interval": 0.0005, "timeout": 0.5, "points": points}
-            for unit in (3, 4)
-        ]  # fmt: skip
-        bridge = Bridge(parse_config({"devices": devices}))
-        await bridge.start()
+        profile.write_text(yaml.safe_dump({"units": {3: {"values": values},
+                                                     4: {"values": values}}}))  # fmt: skip
+        simulator = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bridge", "simulate", "modbus-rtu", "--wire-time",
+            "--baudrate", str(baudrate), "--profile", str(profile), "--link-dir", folder,
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
         try:
-            await _warmed_up(bridge)
-            sim.clear_requests()
-            started = time.monotonic()
-            await asyncio.sleep(seconds)
-            elapsed = time.monotonic() - started
-            done = len(sim.requests)
-            failures = sum(d.poll_failures for d in bridge.devices.values())
+            assert simulator.stdout is not None
+            await simulator.stdout.readline()  # where it listens: it is ready
+            path = str(Path(folder) / "ttyRTU0")
+            points = [
+                {"id": f"r{i}", "table": "input", "address": i, "type": "uint16"}
+                for i in range(registers)
+            ]
+            devices = [
+                {"id": f"meter-{unit}", "driver": "modbus-rtu", "unit": unit,
+                 "connection": {"port": path, "baudrate": baudrate},
+                 "interval": 0.0005, "timeout": 0.5, "points": points}
+                for unit in (3, 4)
+            ]  # fmt: skip
+            bridge = Bridge(parse_config({"devices": devices}))
+            await bridge.start()
+            try:
+                await _warmed_up(bridge)
+                before = _answered(bridge)
+                started = time.monotonic()
+                await asyncio.sleep(seconds)
+                elapsed = time.monotonic() - started
+                done = _answered(bridge) - before
+                failures = sum(d.poll_failures for d in bridge.devices.values())
+            finally:
+                await bridge.stop()
         finally:
-            await bridge.stop()
-            await server.stop()
+            simulator.terminate()
+            await simulator.wait()
     if failures:
         print(f"  ({failures} failed polls at {baudrate} baud)")
     return done / elapsed
+
+
+def _answered(bridge: Bridge) -> int:
+    return sum(d.answered for d in bridge.devices.values())
 
 
 async def _warmed_up(bridge: Bridge) -> None:
