@@ -95,6 +95,22 @@ class DeviceConfig(BaseModel):
         return next((p for p in self.points if p.id == point_id), None)
 
 
+def check_number(point_id: str, value: Value, low: float | None, high: float | None) -> float | int:
+    """The value, if it is a finite number (not a bool) within ``low``..``high``.
+
+    Raises BadValue with a message for the user otherwise; every driver's writes use it.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadValue(f"point {point_id!r} takes a number, not {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadValue(f"point {point_id!r} takes a finite number, not {value!r}")
+    if low is not None and value < low:
+        raise BadValue(f"{value!r} is below the minimum {low:g} of point {point_id!r}")
+    if high is not None and value > high:
+        raise BadValue(f"{value!r} is above the maximum {high:g} of point {point_id!r}")
+    return value
+
+
 def finite(value: float) -> bool:
     """True unless the value is NaN or infinite (which JSON cannot carry)."""
     return not (math.isnan(value) or math.isinf(value))

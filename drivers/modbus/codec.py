@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from struct import Struct
 
-from drivers.base import BadValue, PointFailure, Value
+from drivers.base import BadValue, PointFailure, Value, check_number
 from drivers.modbus.config import BIT_TABLES, REGISTER_WIDTH, ModbusPoint
 from drivers.modbus.planner import ReadBlock
 
@@ -257,18 +257,6 @@ def encode_bit(register: int, bit: int, value: bool, *, byte_order: str = "big")
     return register | (1 << shift) if value else register & ~(1 << shift) & 0xFFFF
 
 
-def _check_number(point: ModbusPoint, value: Value) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadValue(f"point {point.id!r} takes a number, not {value!r}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise BadValue(f"point {point.id!r} takes a finite number, not {value!r}")
-    if point.min is not None and value < point.min:
-        raise BadValue(f"{value!r} is below the minimum {point.min:g} of point {point.id!r}")
-    if point.max is not None and value > point.max:
-        raise BadValue(f"{value!r} is above the maximum {point.max:g} of point {point.id!r}")
-    return value
-
-
 def _raw_number(point: ModbusPoint, value: float | int) -> float | int:
     if point.scale == 1 and point.offset == 0:
         return value
@@ -285,7 +273,7 @@ def _value_order(point: ModbusPoint) -> str:
 
 
 def _value_bytes(point: ModbusPoint, value: Value) -> bytes:
-    number = _check_number(point, value)
+    number = check_number(point.id, value, point.min, point.max)
     raw = _raw_number(point, number)
     order = _value_order(point)
     kind = point.type

@@ -66,6 +66,7 @@ from drivers.base import (
     PointFailure,
     ReadResult,
     Value,
+    check_number,
 )
 from drivers.serial_line.config import SerialLineDevice, SerialLinePoint
 from drivers.serial_line.parsers import Record, parse_line, record_values
@@ -451,14 +452,7 @@ def device_value(point: SerialLinePoint, value: Value, eol: str) -> Value:
         if eol in value or any(unicodedata.category(c) == "Cc" for c in value):
             raise BadValue(f"a value for point {point.id!r} must not hold control characters")
         return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadValue(f"point {point.id!r} takes a number, not {value!r}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise BadValue(f"point {point.id!r} takes a finite number, not {value!r}")
-    if point.min is not None and value < point.min:
-        raise BadValue(f"{value!r} is below the minimum {point.min:g} of point {point.id!r}")
-    if point.max is not None and value > point.max:
-        raise BadValue(f"{value!r} is above the maximum {point.max:g} of point {point.id!r}")
+    value = check_number(point.id, value, point.min, point.max)
     scaled = not (point.scale == 1 and point.offset == 0)
     try:
         raw = (value - point.offset) / point.scale if scaled else value
