@@ -58,15 +58,11 @@ class DriverCase:
         raise NotImplementedError
 
 
-class _ModbusTcpRunning:
-    def __init__(self, sim: ModbusSimulator, server: ModbusTcpServer) -> None:
+class _ModbusRunning:
+    """The boiler as unit 1 of a Modbus simulator; transports differ only in the device."""
+
+    def __init__(self, sim: ModbusSimulator, server: ModbusTcpServer | ModbusRtuServer) -> None:
         self.sim, self.server = sim, server
-
-    def device(self, device_id: str = "dev", **extra: Any) -> dict[str, Any]:
-        return tcp_device(device_id, self.server.port, **extra)
-
-    def unanswered_device(self, device_id: str = "mute", **extra: Any) -> dict[str, Any]:
-        return tcp_device(device_id, self.server.port, unit=99, **extra)
 
     def set_silent(self, silent: bool) -> None:
         self.sim.silent = silent
@@ -77,6 +73,16 @@ class _ModbusTcpRunning:
 
     async def stop(self) -> None:
         await self.server.stop()
+
+
+class _ModbusTcpRunning(_ModbusRunning):
+    def device(self, device_id: str = "dev", **extra: Any) -> dict[str, Any]:
+        assert isinstance(self.server, ModbusTcpServer)
+        return tcp_device(device_id, self.server.port, **extra)
+
+    def unanswered_device(self, device_id: str = "mute", **extra: Any) -> dict[str, Any]:
+        assert isinstance(self.server, ModbusTcpServer)
+        return tcp_device(device_id, self.server.port, unit=99, **extra)
 
 
 class ModbusTcpCase(DriverCase):
@@ -144,25 +150,12 @@ def rtu_boiler_device(device_id: str, path: str, unit: int, **extra: Any) -> dic
     return entry
 
 
-class _ModbusRtuRunning:
-    def __init__(self, sim: ModbusSimulator, server: ModbusRtuServer) -> None:
-        self.sim, self.server = sim, server
-
+class _ModbusRtuRunning(_ModbusRunning):
     def device(self, device_id: str = "dev", **extra: Any) -> dict[str, Any]:
         return rtu_boiler_device(device_id, self.server.path, 1, **extra)
 
     def unanswered_device(self, device_id: str = "mute", **extra: Any) -> dict[str, Any]:
         return rtu_boiler_device(device_id, self.server.path, 99, **extra)
-
-    def set_silent(self, silent: bool) -> None:
-        self.sim.silent = silent
-
-    def change(self) -> tuple[str, Any]:
-        self.sim.units[1].set_value("holding", 0, "float32", -7.25)
-        return "temperature", -7.25
-
-    async def stop(self) -> None:
-        await self.server.stop()
 
 
 class ModbusRtuCase(DriverCase):
