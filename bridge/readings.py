@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from drivers.base import Value
 
@@ -26,12 +25,13 @@ def iso_time(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):
     """One point's value at one moment, as published.
 
     ``ts`` is when the value was read from the device (Unix time; None if never read);
     ``seq`` is the process-wide publication counter (0 for a point never published).
+    A named tuple rather than a frozen dataclass: as immutable, and several times faster
+    to build, which the store does for every point of every poll.
     """
 
     device: str
