@@ -61,7 +61,6 @@ class Hub:
     def __init__(self, queue_size: int = 1000) -> None:
         self.queue_size = queue_size
         self.subscribers: set[Subscriber] = set()
-        self.frames_published = 0
         self.overflows = 0
 
     def subscribe(self) -> Subscriber:
@@ -86,7 +85,6 @@ class Hub:
         """
         if not readings or not self.subscribers:
             return
-        self.frames_published += 1
         encoded: dict[tuple[int, ...] | None, str] = {}
         for subscriber in list(self.subscribers):
             if subscriber.matches_all or device in subscriber.devices:

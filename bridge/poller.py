@@ -105,11 +105,6 @@ class LinkPoller:
         self._base = min(d.config.interval for d in devices)
         self._cap = max(d.config.backoff_max for d in devices)
 
-    @property
-    def link_error(self) -> str | None:
-        """Why the link is down, or None while it is usable."""
-        return self._link_error
-
     async def run(self) -> None:
         """Poll forever; cancel to stop (the link is closed on the way out)."""
         now = time.monotonic()
@@ -183,7 +178,7 @@ class LinkPoller:
             log.info("%s answers again", device.config.id)
         device.failures_in_a_row = 0
         self.publisher.poll_succeeded(device, results, ts)
-        self._set_status(device, DEGRADED if failed_points else ONLINE, None)
+        self._set_status(device, DEGRADED if failed_points else ONLINE)
         return None
 
     def _failed(self, device: DeviceRuntime, exc: DriverError) -> bool:
@@ -197,7 +192,7 @@ class LinkPoller:
         level = logging.WARNING if device.failures_in_a_row == 1 else logging.DEBUG
         log.log(level, "%s: poll failed: %s", device.config.id, error)
         self.publisher.poll_failed(device, error, device.last_error_at)
-        self._set_status(device, OFFLINE, error)
+        self._set_status(device, OFFLINE)
         if isinstance(exc, LinkError):
             return True
         if isinstance(exc, DeviceTimeout):
@@ -228,7 +223,7 @@ class LinkPoller:
             due += missed * config.interval
         device.next_due = due
 
-    def _set_status(self, device: DeviceRuntime, status: str, error: str | None) -> None:
+    def _set_status(self, device: DeviceRuntime, status: str) -> None:
         if device.status != status:
             device.status = status
             self.publisher.status_changed(device)

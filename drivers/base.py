@@ -111,11 +111,6 @@ def check_number(point_id: str, value: Value, low: float | None, high: float | N
     return value
 
 
-def finite(value: float) -> bool:
-    """True unless the value is NaN or infinite (which JSON cannot carry)."""
-    return not (math.isnan(value) or math.isinf(value))
-
-
 class Link(ABC):
     """One connection shared by the devices on it; used by one task, one call at a time."""
 

@@ -8,10 +8,11 @@ import asyncio
 import math
 import re
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from conftest import eventually
 from pymodbus.client import AsyncModbusTcpClient
 
 from simulators.modbus import (
@@ -39,15 +40,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-async def eventually(condition: Callable[[], bool], within: float = 1.0) -> None:
-    """Wait until ``condition()`` holds; fail after ``within`` seconds."""
-    async with asyncio.timeout(within):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.005)
 
 
 @pytest.fixture

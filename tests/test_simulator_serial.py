@@ -17,13 +17,14 @@ import re
 import signal
 import struct
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import serial
 import serial_asyncio_fast
+from conftest import eventually
 from pymodbus.client import AsyncModbusSerialClient
 from test_cli_lifecycle import BRIDGE, Child, assert_clean_exit, run_cli
 
@@ -41,15 +42,6 @@ LATE = 2.0  # loose upper bound for timed answers
 
 def hexb(text: str) -> bytes:
     return bytes.fromhex(text)
-
-
-async def eventually(condition: Callable[[], Any], within: float = 2.0) -> None:
-    """Wait until ``condition()`` holds; fail after ``within`` seconds."""
-    async with asyncio.timeout(within):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.005)
 
 
 class Client:

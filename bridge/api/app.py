@@ -14,6 +14,7 @@ from bridge.api import metrics, stream
 from bridge.api.auth import TOKEN, Tokens, auth_middleware, cors_middleware
 from bridge.api.openapi import Query, Route, document
 from bridge.api.problems import Problem, problem_response, problems_middleware
+from bridge.api.query import BRIDGE, bridge_of, filters, known_device, known_point, only_query
 from bridge.api.schemas import (
     DeviceDetailOut,
     DeviceOut,
@@ -30,7 +31,6 @@ from bridge.readings import iso_time
 from bridge.service import Bridge, audit
 from drivers.base import BadValue, DeviceTimeout, DriverError, LinkError
 
-BRIDGE: web.AppKey[Bridge] = web.AppKey("bridge", Bridge)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 AUDITED: web.RequestKey[bool] = web.RequestKey("audited", bool)
 
@@ -47,10 +47,6 @@ def json_response(body: BaseModel, status: int = 200) -> web.Response:
     )
 
 
-def _bridge(request: web.Request) -> Bridge:
-    return request.app[BRIDGE]
-
-
 def device_summary(bridge: Bridge, device_id: str) -> DeviceOut:
     """A device as listed by ``/api/v1/devices``."""
     runtime = bridge.devices[device_id]
@@ -64,62 +60,15 @@ def device_summary(bridge: Bridge, device_id: str) -> DeviceOut:
     )
 
 
-def known_device(bridge: Bridge, device_id: str) -> None:
-    if device_id not in bridge.devices:
-        raise Problem(404, f"no device {device_id!r} (devices: {', '.join(bridge.devices)})")
-
-
-def known_point(bridge: Bridge, device_id: str, point_id: str) -> None:
-    known_device(bridge, device_id)
-    if not bridge.store.has(device_id, point_id):
-        points = ", ".join(p.id for p in bridge.devices[device_id].config.points)
-        raise Problem(404, f"device {device_id!r} has no point {point_id!r} (points: {points})")
-
-
-def filters(
-    bridge: Bridge, request: web.Request, other: frozenset[str] = frozenset()
-) -> tuple[list[str], list[str]]:
-    """The repeatable ``device`` and ``point`` query filters, checked against the devices.
-
-    ``point`` is ``device/point``, or a bare point id which then applies to every device
-    named by ``device`` (or every device, if none is named). ``other`` names the further
-    parameters the route takes; any else is a bad query.
-    """
-    unknown = set(request.query) - {"device", "point"} - other
-    if unknown:
-        raise Problem(400, f"unknown query parameter(s): {', '.join(sorted(unknown))}")
-    devices = request.query.getall("device", [])
-    for device in devices:
-        known_device(bridge, device)
-    points: list[str] = []
-    narrowed = False
-    for name in request.query.getall("point", []):
-        if "/" in name:
-            device, _, point = name.partition("/")
-            known_point(bridge, device, point)
-            points.append(name)
-            continue
-        narrowed = True
-        scope = devices or list(bridge.devices)
-        matches = [f"{d}/{name}" for d in scope if bridge.store.has(d, name)]
-        if not matches:
-            raise Problem(404, f"no point {name!r} on {', '.join(scope)}")
-        points.extend(matches)
-    if narrowed:
-        # A bare point id narrows the named devices to that point; it does not add to them.
-        devices = []
-    return devices, points
-
-
 async def healthz(request: web.Request) -> web.Response:
-    bridge = _bridge(request)
+    bridge = bridge_of(request)
     if not bridge.alive:
         return problem_response(503, "a poll loop has stopped")
     return json_response(HealthOut(status="ok"))
 
 
 async def readyz(request: web.Request) -> web.Response:
-    bridge = _bridge(request)
+    bridge = bridge_of(request)
     devices = {d.config.id: d.status for d in bridge.devices.values()}
     if bridge.stopping:
         return problem_response(503, "shutting down", devices=devices)
@@ -131,7 +80,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics_handler(request: web.Request) -> web.Response:
     return web.Response(
-        text=metrics.render(_bridge(request)),
+        text=metrics.render(bridge_of(request)),
         content_type="text/plain",
         charset="utf-8",
         headers={"X-Content-Type-Hint": "version=0.0.4"},
@@ -139,12 +88,12 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 
 async def list_devices(request: web.Request) -> web.Response:
-    bridge = _bridge(request)
+    bridge = bridge_of(request)
     return json_response(DevicesOut(devices=[device_summary(bridge, d) for d in bridge.devices]))
 
 
 async def get_device(request: web.Request) -> web.Response:
-    bridge = _bridge(request)
+    bridge = bridge_of(request)
     device_id = request.match_info["device"]
     known_device(bridge, device_id)
     runtime = bridge.devices[device_id]
@@ -161,7 +110,7 @@ async def get_device(request: web.Request) -> web.Response:
 
 
 async def readings(request: web.Request) -> web.Response:
-    bridge = _bridge(request)
+    bridge = bridge_of(request)
     devices, points = filters(bridge, request)
     selected = bridge.store.select(devices, points)
     return json_response(
@@ -174,7 +123,7 @@ async def readings(request: web.Request) -> web.Response:
 
 
 async def device_readings(request: web.Request) -> web.Response:
-    bridge = _bridge(request)
+    bridge = bridge_of(request)
     device_id = request.match_info["device"]
     known_device(bridge, device_id)
     return json_response(
@@ -187,7 +136,7 @@ async def device_readings(request: web.Request) -> web.Response:
 
 
 async def point_reading(request: web.Request) -> web.Response:
-    bridge = _bridge(request)
+    bridge = bridge_of(request)
     device_id, point_id = request.match_info["device"], request.match_info["point"]
     known_point(bridge, device_id, point_id)
     return json_response(ReadingOut.of(bridge.store.latest(device_id, point_id)))
@@ -225,12 +174,10 @@ def parse_limit(text: str) -> int:
 
 
 async def point_history(request: web.Request) -> web.Response:
-    bridge = _bridge(request)
+    bridge = bridge_of(request)
     device_id, point_id = request.match_info["device"], request.match_info["point"]
     known_point(bridge, device_id, point_id)
-    unknown = set(request.query) - {"since", "limit"}
-    if unknown:
-        raise Problem(400, f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+    only_query(request, {"since", "limit"})
     since = parse_time(request.query["since"]) if "since" in request.query else None
     limit = parse_limit(request.query["limit"]) if "limit" in request.query else None
     kept = bridge.store.history(device_id, point_id, since, limit)
@@ -238,7 +185,7 @@ async def point_history(request: web.Request) -> web.Response:
 
 
 async def poll_device(request: web.Request) -> web.Response:
-    bridge = _bridge(request)
+    bridge = bridge_of(request)
     device_id = request.match_info["device"]
     known_device(bridge, device_id)
     try:
@@ -257,7 +204,7 @@ async def poll_device(request: web.Request) -> web.Response:
 
 
 async def write_point(request: web.Request) -> web.Response:
-    bridge = _bridge(request)
+    bridge = bridge_of(request)
     device_id, point_id = request.match_info["device"], request.match_info["point"]
     known_point(bridge, device_id, point_id)
     point = bridge.devices[device_id].config.point(point_id)
@@ -310,7 +257,7 @@ def _first_error(error: ValidationError) -> str:
 
 
 async def openapi_handler(request: web.Request) -> web.Response:
-    settings = _bridge(request).settings
+    settings = bridge_of(request).settings
     return web.json_response(document(ROUTES, settings.root_path))
 
 

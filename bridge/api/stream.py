@@ -18,6 +18,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from bridge.api.auth import check_origin
 from bridge.api.problems import Problem
+from bridge.api.query import BRIDGE, filters
 from bridge.hub import Subscriber, encode
 from bridge.readings import Reading
 
@@ -57,8 +58,6 @@ def _since(request: web.Request) -> int | None:
 
 
 async def handler(request: web.Request) -> web.StreamResponse:
-    from bridge.api.app import BRIDGE, filters
-
     bridge = request.app[BRIDGE]
     devices, points = filters(bridge, request, frozenset({"since", "boot"}))
     since = _since(request)

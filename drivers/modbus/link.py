@@ -92,10 +92,6 @@ class ModbusLink(Link):
             assert isinstance(device, ModbusDevice)
             self._plans[device.id] = DevicePlan(device)
 
-    def plan(self, device_id: str) -> DevicePlan:
-        """The current plan of a device on this link."""
-        return self._plans[device_id]
-
     @abstractmethod
     async def _request(
         self, device: ModbusDevice, block: ReadBlock

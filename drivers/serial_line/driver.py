@@ -48,7 +48,6 @@ serial server gone) raises LinkError; the poller reopens the link.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 import unicodedata
@@ -104,7 +103,7 @@ class LineCounts:
 
 
 class LineChannel(SerialChannel):
-    """A serial channel that says when it is connected and bounds what it keeps.
+    """A serial channel that bounds what it keeps and cuts lines that stall.
 
     With ``gap`` set, a line whose bytes stopped for longer than ``gap`` seconds is cut
     off when the next bytes arrive (``cut_lines`` counts them). When more than ``limit``
@@ -114,21 +113,12 @@ class LineChannel(SerialChannel):
 
     def __init__(self) -> None:
         super().__init__()
-        self.connected = asyncio.Event()
         self.eol = b"\n"
         self.limit = KEEP_BYTES
         self.gap: float | None = None
         self.cut_lines = 0
         self.trims = 0
         self.midline = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.connected.set()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        self.connected.set()
 
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer
@@ -227,14 +217,6 @@ class SerialLineLink(Link):
         await self.close()
         channel = await LineChannel.open(self._connection, self._open_timeout)
         assert isinstance(channel, LineChannel)
-        try:
-            async with asyncio.timeout(self._open_timeout):
-                await channel.connected.wait()
-        except TimeoutError:
-            channel.close()
-            raise LinkError(
-                f"cannot open {self.port}: no answer in {self._open_timeout:g} s"
-            ) from None
         if not channel.is_open:
             channel.close()
             raise LinkError(f"cannot open {self.port}: {channel.lost}")
