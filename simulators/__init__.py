@@ -5,22 +5,19 @@ own, so that a decoding bug in a driver shows up instead of cancelling itself ou
 """
 
 from simulators.modbus import (
-    Counter,
     GeneratedValue,
     LoggedRequest,
     ModbusDeviceState,
     ModbusSimulator,
-    Ramp,
-    RandomWalk,
-    Sine,
     decode_registers,
     encode_registers,
 )
-from simulators.modbus_rtu import RTU_DEMO_PROFILE, ModbusRtuServer, run_rtu_simulator
-from simulators.modbus_tcp import ModbusTcpServer, run_tcp_simulator
-from simulators.profile import DEMO_PROFILE, ProfileError, load_profile, parse_profile
+from simulators.modbus.profile import DEMO_PROFILE, ProfileError, load_profile, parse_profile
+from simulators.modbus.rtu import RTU_DEMO_PROFILE, ModbusRtuServer, run_rtu_simulator
+from simulators.modbus.tcp import ModbusTcpServer, run_tcp_simulator
 from simulators.pty_port import PtyPort
 from simulators.serial_line import LineInstrument, run_line_simulator
+from simulators.waveforms import Counter, Ramp, RandomWalk, Sine
 
 __all__ = [
     "DEMO_PROFILE",

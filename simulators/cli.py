@@ -13,9 +13,9 @@ import sys
 from collections.abc import Coroutine
 from typing import Any, Final
 
-from simulators.modbus_rtu import run_rtu_simulator
-from simulators.modbus_tcp import run_tcp_simulator
-from simulators.profile import ProfileError
+from simulators.modbus.profile import ProfileError
+from simulators.modbus.rtu import run_rtu_simulator
+from simulators.modbus.tcp import run_tcp_simulator
 from simulators.serial_line import FORMATS, MODES, run_line_simulator
 
 KINDS: Final = ("modbus-tcp", "modbus-rtu", "serial-line")

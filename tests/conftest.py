@@ -13,7 +13,7 @@ import pytest
 from bridge.config import parse_config
 from bridge.server import RunningServer, start_server
 from simulators.modbus import ModbusDeviceState, ModbusSimulator
-from simulators.modbus_tcp import ModbusTcpServer
+from simulators.modbus.tcp import ModbusTcpServer
 
 
 async def eventually(

@@ -16,8 +16,8 @@ from conftest import BOILER_POINTS, boiler_state, tcp_device
 from bridge.registry import available_drivers
 from drivers.base import DeviceConfig, Driver
 from simulators.modbus import ModbusSimulator
-from simulators.modbus_rtu import ModbusRtuServer
-from simulators.modbus_tcp import ModbusTcpServer
+from simulators.modbus.rtu import ModbusRtuServer
+from simulators.modbus.tcp import ModbusTcpServer
 from simulators.serial_line import LineInstrument
 
 

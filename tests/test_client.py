@@ -36,7 +36,7 @@ from bridge.client import (
     Unauthorized,
 )
 from bridge.server import RunningServer
-from simulators.modbus import Sine
+from simulators.waveforms import Sine
 
 BOILER_VALUES = {
     "temperature": 21.5,

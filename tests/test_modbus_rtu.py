@@ -14,7 +14,7 @@ from serial_asyncio_fast import open_serial_connection
 
 from bridge.config import ConfigError, parse_config
 from simulators.modbus import ModbusDeviceState, ModbusSimulator
-from simulators.modbus_rtu import ModbusRtuServer
+from simulators.modbus.rtu import ModbusRtuServer
 
 FLOW = [{"id": "flow", "table": "input", "address": 0, "type": "uint32", "scale": 0.001,
          "unit": "m3/h"},

@@ -154,7 +154,7 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> N
     ok(run_cli(["install", "--disable-pip-version-check", str(wheel)], tmp_path,
                command=[str(venv / "bin" / "pip")], timeout=240))  # fmt: skip
     script = (
-        "import bridge, bridge.demo, simulators.profile as p; "
+        "import bridge, bridge.demo, simulators.modbus.profile as p; "
         "print(bridge.__file__); print(bridge.demo.DEVICE_FILE); print(p.DEMO_PROFILE)"
     )
     where = ok(run_cli(["-c", script], tmp_path, command=[str(venv / "bin" / "python")]))

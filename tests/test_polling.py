@@ -9,7 +9,7 @@ from typing import Any
 from conftest import BridgeFactory, eventually, tcp_device
 
 from simulators.modbus import ModbusDeviceState, ModbusSimulator
-from simulators.modbus_tcp import ModbusTcpServer
+from simulators.modbus.tcp import ModbusTcpServer
 
 #: fifteen points of every type at scattered addresses; holding 10..14 is unreadable, so the
 #: two holding groups (0..7 and 15..31) are within max_gap of each other but cannot be read

@@ -16,18 +16,15 @@ from conftest import eventually
 from pymodbus.client import AsyncModbusTcpClient
 
 from simulators.modbus import (
-    Counter,
     LoggedRequest,
     ModbusDeviceState,
     ModbusSimulator,
-    Ramp,
-    RandomWalk,
-    Sine,
     decode_registers,
     encode_registers,
 )
-from simulators.modbus_tcp import ModbusTcpServer, run_tcp_simulator
-from simulators.profile import DEMO_PROFILE, ProfileError, load_profile, parse_profile
+from simulators.modbus.profile import DEMO_PROFILE, ProfileError, load_profile, parse_profile
+from simulators.modbus.tcp import ModbusTcpServer, run_tcp_simulator
+from simulators.waveforms import Counter, Ramp, RandomWalk, Sine
 
 NO_ANSWER = 0.2  # seconds to wait before deciding an answer is not coming
 

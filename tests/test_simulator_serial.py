@@ -31,8 +31,9 @@ from test_cli_lifecycle import BRIDGE, Child, assert_clean_exit, run_cli
 from bridge.cli import main
 from simulators.cli import simulate
 from simulators.modbus import LoggedRequest, ModbusDeviceState, ModbusSimulator
-from simulators.modbus_rtu import RTU_DEMO_PROFILE, ModbusRtuServer, crc16, rtu_frame
-from simulators.profile import load_profile
+from simulators.modbus.profile import load_profile
+from simulators.modbus.rtu import RTU_DEMO_PROFILE, ModbusRtuServer
+from simulators.modbus.rtu_frame import crc16, rtu_frame
 from simulators.pty_port import PtyPort
 from simulators.serial_line import LineInstrument
 

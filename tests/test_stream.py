@@ -11,7 +11,7 @@ import pytest
 from aiohttp import WSMsgType
 from conftest import BOILER_POINTS, eventually, tcp_device
 
-from simulators.modbus import Sine
+from simulators.waveforms import Sine
 
 BOILER_VALUES = {
     "temperature": 21.5,

@@ -11,9 +11,9 @@ import yaml
 
 from bridge.config import BridgeConfig, parse_config
 from bridge.server import serve_until_stopped
-from simulators.modbus_rtu import RTU_DEMO_PROFILE, ModbusRtuServer
-from simulators.modbus_tcp import ModbusTcpServer
-from simulators.profile import DEMO_PROFILE, load_profile
+from simulators.modbus.profile import DEMO_PROFILE, load_profile
+from simulators.modbus.rtu import RTU_DEMO_PROFILE, ModbusRtuServer
+from simulators.modbus.tcp import ModbusTcpServer
 from simulators.serial_line import LineInstrument
 
 DEVICE_FILE = Path(__file__).with_name("devices.yaml")

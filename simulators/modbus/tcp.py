@@ -1,4 +1,4 @@
-"""Modbus TCP server for a :class:`~simulators.modbus.ModbusSimulator`: MBAP framing only.
+"""Modbus TCP server for a :class:`~simulators.modbus.simulator.ModbusSimulator`: MBAP framing only.
 
 Each frame is ``transaction id, protocol id (0), length, unit id`` (big-endian
 ``>HHHB``) followed by the PDU; ``length`` counts the unit id and the PDU. Requests of
@@ -14,8 +14,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Final, Self
 
-from simulators.modbus import ModbusSimulator
-from simulators.profile import DEMO_PROFILE, load_profile
+from simulators.modbus.profile import DEMO_PROFILE, load_profile
+from simulators.modbus.simulator import ModbusSimulator
 
 _MBAP: Final = struct.Struct(">HHHB")
 #: a length field covers the unit id and a PDU of 1..253 bytes
@@ -146,7 +146,7 @@ async def run_tcp_simulator(host: str, port: int, profile: str | None) -> None:
 
     Prints one line saying where it listens, e.g.
     ``modbus-tcp simulator listening on 127.0.0.1:5020 (units 1)``. Raises
-    :class:`~simulators.profile.ProfileError` for a bad profile and OSError when the
+    :class:`~simulators.modbus.profile.ProfileError` for a bad profile and OSError when the
     port cannot be bound.
     """
     simulator = load_profile(profile if profile is not None else DEMO_PROFILE)

@@ -16,24 +16,13 @@ from typing import Any, Final, cast
 
 import yaml
 
-from simulators.modbus import (
-    BIT_TABLES,
-    TABLES,
-    VALUE_TYPES,
-    Counter,
-    Generator,
-    ModbusDeviceState,
-    ModbusSimulator,
-    Order,
-    Ramp,
-    RandomWalk,
-    Sine,
-    Table,
-    ValueType,
-)
+from simulators.modbus.simulator import ModbusSimulator
+from simulators.modbus.unit import ModbusDeviceState
+from simulators.modbus.values import BIT_TABLES, TABLES, VALUE_TYPES, Order, Table, ValueType
+from simulators.waveforms import Counter, Generator, Ramp, RandomWalk, Sine
 
 #: the profile ``device-bridge simulate modbus-tcp`` serves when given none
-DEMO_PROFILE: Final = Path(__file__).parent / "profiles" / "demo.yaml"
+DEMO_PROFILE: Final = Path(__file__).parent.parent / "profiles" / "demo.yaml"
 
 GENERATORS: Final[dict[str, type[Any]]] = {
     "sine": Sine,

@@ -1,96 +1,44 @@
-"""Modbus RTU server for a :class:`~simulators.modbus.ModbusSimulator` on a pty.
+"""Modbus RTU server for a :class:`~simulators.modbus.simulator.ModbusSimulator` on a pty.
 
-A frame is ``unit id, PDU, CRC-16/Modbus`` (reflected polynomial 0xA001, initial value
-0xFFFF, low byte first); framing and CRC are written here, independently of
-``drivers/``. The simulator's units share one bus: a request for a unit that is not
-there gets no answer (that slave's silence), unit 0 is broadcast (writes reach every
-unit, nobody answers).
-
-A pty carries no timing, so requests are framed by length, known from the function
-code, not by the 3.5-character silence of a real line. After garbage the parser drops
-a byte at a time until a frame with a valid CRC starts the buffer; a request with a bad
-CRC is ignored and counted, as a real slave does.
+The simulator's units share one bus: a request for a unit that is not there gets no
+answer (that slave's silence), unit 0 is broadcast (writes reach every unit, nobody
+answers). Requests are framed by length (:mod:`simulators.modbus.rtu_frame`). After
+garbage the parser drops a byte at a time until a frame with a valid CRC starts the
+buffer; a request with a bad CRC is ignored and counted, as a real slave does.
 
 Answers go out one at a time, in order, through a timing thread (see
-:class:`_WireClock`): with ``wire_time`` each is written when it would have finished
-arriving over a real line at the configured baud rate.
+:class:`~simulators.modbus.wire_clock.WireClock`): with ``wire_time`` each is written
+when it would have finished arriving over a real line at the configured baud rate.
 """
 
 from __future__ import annotations
 
 import asyncio
-import queue
-import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
-from simulators.modbus import ModbusSimulator
-from simulators.profile import load_profile
+from simulators.modbus.profile import load_profile
+from simulators.modbus.rtu_frame import (
+    MAX_FRAME,
+    MIN_FRAME,
+    crc16,
+    length_by_crc,
+    request_length,
+)
+from simulators.modbus.simulator import ModbusSimulator
+from simulators.modbus.wire_clock import WireClock
 from simulators.pty_port import PtyPort
 
 #: the profile ``device-bridge simulate modbus-rtu`` serves when given none
-RTU_DEMO_PROFILE: Final = Path(__file__).parent / "profiles" / "rtu_demo.yaml"
+RTU_DEMO_PROFILE: Final = Path(__file__).parent.parent / "profiles" / "rtu_demo.yaml"
 
 BROADCAST: Final = 0
 WRITE_FUNCTIONS: Final = frozenset({5, 6, 15, 16})
-#: the longest RTU frame: unit, 253-byte PDU, CRC
-MAX_FRAME: Final = 256
-#: the shortest: unit, function code, CRC
-MIN_FRAME: Final = 4
 #: received bytes kept while looking for a frame; older ones are dropped as garbage
 _MAX_BUFFER: Final = 2 * MAX_FRAME
-
-
-def _crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-        table.append(crc)
-    return tuple(table)
-
-
-_CRC_TABLE: Final = _crc_table()
-
-
-def crc16(data: bytes | bytearray | memoryview) -> int:
-    """CRC-16/Modbus of ``data``; sent low byte first. Over a frame *with* its CRC it
-    gives 0, which is how a frame is checked."""
-    crc = 0xFFFF
-    for byte in data:
-        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ byte) & 0xFF]
-    return crc
-
-
-def rtu_frame(unit: int, pdu: bytes) -> bytes:
-    """``unit + pdu + CRC``: a complete RTU frame."""
-    body = bytes([unit]) + pdu
-    return body + crc16(body).to_bytes(2, "little")
-
-
-def request_length(buffer: bytes | bytearray, start: int = 0) -> int | None:
-    """Length of the request starting at ``buffer[start]``, told by its function code.
-
-    None while too few bytes are there to tell; 0 when no valid request starts there
-    (an impossible length, or a function code this server cannot size: those are
-    found by their CRC instead, see :meth:`ModbusRtuServer._parse`).
-    """
-    if len(buffer) - start < 2:
-        return None
-    function = buffer[start + 1]
-    if 1 <= function <= 6:
-        return 8
-    if function in (15, 16):
-        if len(buffer) - start < 7:
-            return None
-        length = 9 + buffer[start + 6]  # unit, fc, address, count, byte count, data, CRC
-        return length if length <= MAX_FRAME else 0
-    return 0
 
 
 class ModbusRtuServer:
@@ -155,7 +103,7 @@ class ModbusRtuServer:
         self.crc_errors = 0
         self.requests_answered = 0
         self._port = PtyPort(link_dir, name, on_data=self._on_data, on_hangup=self._reset_input)
-        self._clock: _WireClock | None = None
+        self._clock: WireClock | None = None
         # answers queued before an unplug must not come out of the next pty
         self._generation = 0
         self._rx = bytearray()
@@ -200,7 +148,7 @@ class ModbusRtuServer:
         if self._clock is not None:
             raise RuntimeError("the server is already started")
         path = await self._port.open()
-        self._clock = _WireClock(self._port.write, lambda: self._generation)
+        self._clock = WireClock(self._port.write, lambda: self._generation)
         self._clock.start()
         return path
 
@@ -267,7 +215,7 @@ class ModbusRtuServer:
         while len(rx) >= 2:
             length = request_length(rx)
             if length == 0 and not 1 <= rx[1] <= 6 and rx[1] not in (15, 16):
-                length = _length_by_crc(rx)  # an unsupported function: find it by CRC
+                length = length_by_crc(rx)  # an unsupported function: find it by CRC
             if length is None:
                 if not self._frame_further(rx):
                     return  # a request still arriving
@@ -367,69 +315,6 @@ class ModbusRtuServer:
             simulator.requests = log
 
 
-def _length_by_crc(rx: bytearray) -> int:
-    """The shortest prefix of ``rx`` that is a frame with a valid CRC, or 0."""
-    crc = 0xFFFF
-    for index, byte in enumerate(rx[:MAX_FRAME]):
-        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ byte) & 0xFF]
-        if crc == 0 and index + 1 >= MIN_FRAME:
-            return index + 1
-    return 0
-
-
-class _WireClock(threading.Thread):
-    """Writes each answer at its due time (``time.perf_counter``), in order.
-
-    Why a thread: asyncio's timers have about a millisecond of granularity, but one
-    character at 115200 baud lasts 95 µs. The thread sleeps until 200 µs before the due
-    time, then spins on ``perf_counter`` and writes straight to the pty (whose
-    ``write`` is thread-safe). It only waits while the event loop idles in ``epoll``
-    without the GIL, as it does between a request and its answer; a busy loop makes
-    answers late, never early. Waits are sliced so that stop and unplug are noticed
-    within 50 ms; jobs of an old generation (before an unplug) are dropped.
-    """
-
-    SPIN: Final = 0.0002
-    SLICE: Final = 0.05
-
-    def __init__(self, write: Callable[[bytes], None], generation: Callable[[], int]) -> None:
-        super().__init__(name="modbus-rtu-wire", daemon=True)
-        self._write = write
-        self._generation = generation
-        self._jobs: queue.SimpleQueue[tuple[float, bytes, int] | None] = queue.SimpleQueue()
-        self._stopping = threading.Event()
-
-    def submit(self, due: float, data: bytes, generation: int) -> None:
-        """Write ``data`` at ``due`` unless the generation has moved on by then."""
-        self._jobs.put((due, data, generation))
-
-    def stop(self) -> None:
-        """Finish soon, dropping what is queued."""
-        self._stopping.set()
-        self._jobs.put(None)
-
-    def run(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None or self._stopping.is_set():
-                return
-            due, data, generation = job
-            if self._wait(due, generation):
-                self._write(data)
-
-    def _wait(self, due: float, generation: int) -> bool:
-        while True:
-            if self._stopping.is_set() or generation != self._generation():
-                return False
-            left = due - time.perf_counter()
-            if left <= self.SPIN:
-                break
-            self._stopping.wait(min(left - self.SPIN, self.SLICE))
-        while time.perf_counter() < due:
-            pass
-        return generation == self._generation() and not self._stopping.is_set()
-
-
 async def run_rtu_simulator(
     profile: str | None, baudrate: int, wire_time: bool, *, link_dir: str | None = None
 ) -> None:
@@ -438,7 +323,7 @@ async def run_rtu_simulator(
 
     Prints one line saying what to open, e.g.
     ``modbus-rtu simulator on /dev/pts/3 (units 3, 4) at 19200 baud``. Raises
-    :class:`~simulators.profile.ProfileError` for a bad profile and OSError when no pty
+    :class:`~simulators.modbus.profile.ProfileError` for a bad profile and OSError when no pty
     can be made.
     """
     simulator = load_profile(profile if profile is not None else RTU_DEMO_PROFILE)
