@@ -20,12 +20,9 @@ from conftest import BridgeFactory, eventually
 
 from drivers.base import DeviceError, DeviceTimeout, DriverError, LinkError, PointFailure
 from drivers.serial_line.config import SerialLineDevice
-from drivers.serial_line.driver import (
-    LineChannel,
-    LineSplitter,
-    SerialLineDriver,
-    SerialLineLink,
-)
+from drivers.serial_line.driver import SerialLineDriver
+from drivers.serial_line.framing import LineChannel, LineSplitter
+from drivers.serial_line.link import SerialLineLink
 from simulators.serial_line import LineInstrument
 
 SICS_REGEX = r"^S S\s+(?P<weight>-?\d+(\.\d+)?) g"

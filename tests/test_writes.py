@@ -18,7 +18,8 @@ from conftest import BOILER_POINTS, BridgeFactory, eventually, tcp_device
 from bridge.config import ConfigError, parse_config
 from drivers.base import BadValue
 from drivers.serial_line.config import SerialLineDevice
-from drivers.serial_line.driver import SerialLineDriver, write_command
+from drivers.serial_line.driver import SerialLineDriver
+from drivers.serial_line.writes import write_command
 from simulators.modbus import LoggedRequest, ModbusSimulator
 from simulators.serial_line import LineInstrument
 
