@@ -22,7 +22,8 @@ import yaml
 
 from bridge.config import parse_config
 from bridge.service import Bridge
-from drivers.modbus.rtu import RtuConnection, silent_interval
+from drivers.modbus.config import RtuConnection
+from drivers.modbus.rtu import silent_interval
 
 BAUD_RATES = (9600, 19200, 115200)
 REQUEST_BYTES = 8  # unit, function, address, count, CRC

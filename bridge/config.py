@@ -34,11 +34,14 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
-class Link:
-    """Devices that share one connection, and the driver that serves them."""
+class LinkPlan:
+    """What the device file puts on one link: its key, the driver, the devices sharing it.
+
+    The open connection itself is a :class:`drivers.base.Link`, made from this plan.
+    """
 
     key: str
-    driver: Driver
+    driver: Driver[Any]
     devices: tuple[DeviceConfig, ...]
 
 
@@ -48,7 +51,7 @@ class BridgeConfig:
 
     settings: Settings
     devices: tuple[DeviceConfig, ...]
-    links: tuple[Link, ...]
+    links: tuple[LinkPlan, ...]
 
     def device(self, device_id: str) -> DeviceConfig | None:
         """The device with this id, or None."""
@@ -168,7 +171,7 @@ def parse_config(data: Any, source: str = "<config>", text: str | None = None) -
             continue
         devices.append(device)
 
-    links: list[Link] = []
+    links: list[LinkPlan] = []
     if not problems:
         grouped: dict[tuple[str, str], list[DeviceConfig]] = {}
         for device in devices:
@@ -188,7 +191,7 @@ def parse_config(data: Any, source: str = "<config>", text: str | None = None) -
         for (name, key), members in grouped.items():
             for problem in drivers[name].check_link(members):
                 problems.append((f"link {key}", problem))
-            links.append(Link(key=key, driver=drivers[name], devices=tuple(members)))
+            links.append(LinkPlan(key=key, driver=drivers[name], devices=tuple(members)))
 
     if problems:
         finder = _LineFinder(text) if text is not None else None

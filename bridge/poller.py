@@ -92,7 +92,9 @@ class Publisher(Protocol):
 class LinkPoller:
     """Owns one link and the devices on it; ``run`` is the link's only task."""
 
-    def __init__(self, key: str, link: Link, devices: list[DeviceRuntime], publisher: Publisher):
+    def __init__(
+        self, key: str, link: Link[Any], devices: list[DeviceRuntime], publisher: Publisher
+    ):
         self.key = key
         self.link = link
         self.devices = devices

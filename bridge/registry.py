@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from functools import cache
 from importlib.metadata import entry_points
+from typing import Any
 
 from drivers.base import Driver
 
@@ -18,14 +19,14 @@ class DriverLoadError(Exception):
 
 
 @cache
-def available_drivers() -> dict[str, Driver]:
+def available_drivers() -> dict[str, Driver[Any]]:
     """Every installed driver by name, built-in ones included, each instantiated once.
 
     A third-party package adds a driver by declaring one entry point in this group whose
     name is the driver name used in device files and whose object is a :class:`Driver`
     subclass.
     """
-    drivers: dict[str, Driver] = {}
+    drivers: dict[str, Driver[Any]] = {}
     for entry in entry_points(group=GROUP):
         try:
             driver_class = entry.load()

@@ -40,7 +40,7 @@ class Bridge:
         self.devices: dict[str, DeviceRuntime] = {d.id: DeviceRuntime(d) for d in config.devices}
         self.pollers: list[LinkPoller] = []
         self._poller_of: dict[str, LinkPoller] = {}
-        self.driver_of: dict[str, Driver] = {}
+        self.driver_of: dict[str, Driver[Any]] = {}
         for link in config.links:
             runtimes = [self.devices[d.id] for d in link.devices]
             poller = LinkPoller(

@@ -3,7 +3,9 @@
 A *driver* is registered under the entry-point group ``device_bridge.drivers`` as a class
 that the bridge instantiates once, with no arguments. It validates its own kind of device
 entry (``device_model``), says which devices share a link (``link_key``) and opens one
-:class:`Link` per link. A link owns one connection (a TCP socket, a serial port) and is used
+:class:`Link` per link. Both are generic over that device model (``Driver[MyDevice]``,
+``Link[MyDevice]``): the bridge hands a driver and its links only devices its
+``device_model`` validated. A link owns one connection (a TCP socket, a serial port) and is used
 by exactly one poller task, one request at a time: it never needs its own locking.
 
 Drivers are thin: they do not retry, sleep or keep time. Every transport or protocol failure
@@ -16,7 +18,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -111,8 +113,12 @@ def check_number(point_id: str, value: Value, low: float | None, high: float | N
     return value
 
 
-class Link(ABC):
-    """One connection shared by the devices on it; used by one task, one call at a time."""
+DeviceT = TypeVar("DeviceT", bound=DeviceConfig)
+"""The device model of one driver family."""
+
+
+class Link(ABC, Generic[DeviceT]):
+    """One open connection shared by the devices on it; used by one task, one call at a time."""
 
     @abstractmethod
     async def open(self) -> None:
@@ -128,7 +134,7 @@ class Link(ABC):
         """Whether the connection is usable now (it may have been lost since ``open``)."""
 
     @abstractmethod
-    async def read(self, device: DeviceConfig) -> ReadResult:
+    async def read(self, device: DeviceT) -> ReadResult:
         """Read every point of the device once, each request bounded by ``device.timeout``.
 
         A failure of the whole device raises a :class:`DriverError` at the first request that
@@ -140,36 +146,37 @@ class Link(ABC):
         """Driver-specific counts for one device (e.g. lines skipped), shown with its stats."""
         return {}
 
-    async def write(self, device: DeviceConfig, point_id: str, value: Value) -> None:
+    async def write(self, device: DeviceT, point_id: str, value: Value) -> None:
         """Write one point's value to the device (raises :class:`BadValue` or DriverError)."""
         raise DeviceError(f"driver {device.driver!r} cannot write")
 
 
-class Driver(ABC):
+class Driver(ABC, Generic[DeviceT]):
     """A driver family, registered under the entry-point group ``device_bridge.drivers``."""
 
     name: ClassVar[str]
-    device_model: ClassVar[type[DeviceConfig]]
+    device_model: type[DeviceT]
+    """The pydantic model of this family's device entries (set on the class)."""
 
     @abstractmethod
-    def link_key(self, device: DeviceConfig) -> str:
+    def link_key(self, device: DeviceT) -> str:
         """A name for the link the device is on; devices with equal keys share one link."""
 
-    def check_link(self, devices: Sequence[DeviceConfig]) -> list[str]:
+    def check_link(self, devices: Sequence[DeviceT]) -> list[str]:
         """Problems with putting these devices on one link (e.g. serial settings differ)."""
         return []
 
     @abstractmethod
-    def open_link(self, key: str, devices: Sequence[DeviceConfig]) -> Link:
+    def open_link(self, key: str, devices: Sequence[DeviceT]) -> Link[DeviceT]:
         """Create (not yet open) the link for these devices."""
 
-    def check_write(self, device: DeviceConfig, point_id: str, value: Value) -> None:
+    def check_write(self, device: DeviceT, point_id: str, value: Value) -> None:
         """Raise :class:`BadValue` if the point cannot take the value; nothing is sent.
 
         The default accepts every value; the link's ``write`` has the last word.
         """
         return None
 
-    def describe(self, device: DeviceConfig) -> list[str]:
+    def describe(self, device: DeviceT) -> list[str]:
         """Lines for ``device-bridge check``: what one poll of this device sends."""
         return [f"reads {len(device.points)} point(s)"]

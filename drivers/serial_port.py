@@ -11,7 +11,7 @@ import asyncio
 import os
 import time
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, Self, cast
 
 import serial
 from pydantic import BaseModel, ConfigDict, Field
@@ -97,7 +97,7 @@ class SerialChannel(asyncio.Protocol):
         cls,
         connection: SerialConnection,
         timeout: float,  # noqa: ASYNC109 (a LinkError naming the port, not a bare TimeoutError)
-    ) -> SerialChannel:
+    ) -> Self:
         """Open the port; LinkError if it cannot be opened within ``timeout``."""
         channel = cls()
         loop = asyncio.get_running_loop()
@@ -124,8 +124,8 @@ class SerialChannel(asyncio.Protocol):
     # asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # a serial transport is a read-write one (asyncio types the argument as the base)
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data

@@ -1,4 +1,4 @@
-"""Validated Modbus device and point entries of the device file.
+"""Validated Modbus device and point entries of the device file, for both transports.
 
 After validation a point's ``table`` is always set and its ``address`` is always the 0-based
 protocol address, whichever notation the file used.
@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drivers.base import DeviceConfig, PointConfig
+from drivers.serial_port import SerialConnection
 
 Table = Literal["holding", "input", "coil", "discrete"]
 PointType = Literal[
@@ -160,3 +161,16 @@ class ModbusTcpDevice(ModbusDevice):
 
     driver: Literal["modbus-tcp"]
     connection: TcpConnection
+
+
+class RtuConnection(SerialConnection):
+    """A serial port carrying Modbus RTU."""
+
+    extra_gap: float = Field(default=0.0, ge=0, le=1.0, allow_inf_nan=False)
+
+
+class ModbusRtuDevice(ModbusDevice):
+    """A ``modbus-rtu`` device entry."""
+
+    driver: Literal["modbus-rtu"]
+    connection: RtuConnection

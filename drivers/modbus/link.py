@@ -1,8 +1,9 @@
-"""Reading a Modbus device through any transport: planned blocks and refusal learning.
+"""Reading and writing a Modbus device through any transport: planned blocks, refusal learning.
 
 A :class:`ModbusLink` keeps, per device, the blocks it reads and what it has learnt from
-refusals (see :mod:`drivers.modbus.planner`). Transports implement ``_request``, one
-request/response, bounded by the device's timeout.
+refusals (see :mod:`drivers.modbus.planner`), and turns writes into registers or coils.
+A transport implements only the transactions (``_request``, ``_write_registers``,
+``_write_coil``): one request and its response, bounded by the device's timeout.
 """
 
 from __future__ import annotations
@@ -10,16 +11,9 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from drivers.base import (
-    BadValue,
-    DeviceConfig,
-    DeviceError,
-    Link,
-    PointFailure,
-    ReadResult,
-    Value,
-)
+from drivers.base import BadValue, DeviceError, Link, PointFailure, ReadResult, Value
 from drivers.modbus.codec import decode_block, encode_bit, encode_value
 from drivers.modbus.config import ModbusDevice, ModbusPoint
 from drivers.modbus.planner import ReadBlock, barrier_between, plan_reads, split_block
@@ -83,14 +77,15 @@ def plan_for(device: ModbusDevice) -> DevicePlan:
     return DevicePlan(device)
 
 
-class ModbusLink(Link):
+ModbusDeviceT = TypeVar("ModbusDeviceT", bound=ModbusDevice)
+"""The device model of one Modbus transport."""
+
+
+class ModbusLink(Link[ModbusDeviceT]):
     """The transport-independent half of a Modbus link."""
 
-    def __init__(self, devices: Sequence[DeviceConfig]) -> None:
-        self._plans: dict[str, DevicePlan] = {}
-        for device in devices:
-            assert isinstance(device, ModbusDevice)
-            self._plans[device.id] = DevicePlan(device)
+    def __init__(self, devices: Sequence[ModbusDeviceT]) -> None:
+        self._plans = {device.id: DevicePlan(device) for device in devices}
 
     @abstractmethod
     async def _request(
@@ -110,22 +105,20 @@ class ModbusLink(Link):
     async def _write_coil(self, device: ModbusDevice, address: int, value: bool) -> None:
         """Write one coil (function 5); raise as ``_request``."""
 
-    async def write(self, device: DeviceConfig, point_id: str, value: Value) -> None:
+    async def write(self, device: ModbusDeviceT, point_id: str, value: Value) -> None:
         """Write one point: registers, a coil, or one bit of a register.
 
         A bit is written by reading its register and writing it back with the bit changed;
         the link's one task runs both, so no other request comes between them (the device
         itself may still change other bits of that register meanwhile: that is its affair).
         """
-        assert isinstance(device, ModbusDevice)
         point = point_of(device, point_id)
         if point is None:
             raise BadValue(f"device {device.id!r} has no point {point_id!r}")
         if point.table not in ("holding", "coil"):
             raise BadValue(f"point {point_id!r} is in the read-only {point.table} table")
         encoded = encode_value(point, value)
-        if point.table == "coil":
-            assert isinstance(encoded, bool)
+        if isinstance(encoded, bool) and point.table == "coil":
             await self._write_coil(device, point.address, encoded)
         elif isinstance(encoded, bool):
             assert point.bit is not None
@@ -136,7 +129,7 @@ class ModbusLink(Link):
         else:
             await self._write_registers(device, point.address, encoded)
 
-    async def read(self, device: DeviceConfig) -> ReadResult:
+    async def read(self, device: ModbusDeviceT) -> ReadResult:
         plan = self._plans[device.id]
         plan.polls += 1
         reprobe = plan.polls % REPROBE_EVERY == 0
@@ -195,12 +188,3 @@ class ModbusLink(Link):
 def point_of(device: ModbusDevice, point_id: str) -> ModbusPoint | None:
     """The Modbus point with this id, or None."""
     return next((p for p in device.points if p.id == point_id), None)
-
-
-def check_modbus_write(device: DeviceConfig, point_id: str, value: Value) -> None:
-    """Raise BadValue unless the point can take the value (type, range, min/max)."""
-    assert isinstance(device, ModbusDevice)
-    point = point_of(device, point_id)
-    if point is None:
-        raise BadValue(f"device {device.id!r} has no point {point_id!r}")
-    encode_value(point, value)

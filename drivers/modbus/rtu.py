@@ -18,32 +18,17 @@ import asyncio
 import struct
 import time
 from collections.abc import Sequence
-from typing import Literal
 
-from pydantic import Field
-
-from drivers.base import DeviceConfig, DeviceError, DeviceTimeout, Driver, Link, LinkError, Value
-from drivers.modbus.config import ModbusDevice
-from drivers.modbus.link import ModbusLink, ModbusRefusal, check_modbus_write, plan_for
-from drivers.modbus.planner import ReadBlock, describe_block
+from drivers.base import DeviceError, DeviceTimeout, LinkError
+from drivers.modbus.config import ModbusDevice, ModbusRtuDevice, RtuConnection
+from drivers.modbus.driver import ModbusDriver
+from drivers.modbus.link import ModbusLink, ModbusRefusal
+from drivers.modbus.planner import ReadBlock
 from drivers.modbus.rtu_frame import find_reply, frame, read_request, reply_size
-from drivers.serial_port import SerialChannel, SerialConnection, bus_key, check_bus
+from drivers.serial_port import SerialChannel, bus_key, check_bus
 
 #: below this, asyncio's timers (1 ms granularity) are too coarse: the rest is spun
 _SPIN = 0.0012
-
-
-class RtuConnection(SerialConnection):
-    """A serial port carrying Modbus RTU."""
-
-    extra_gap: float = Field(default=0.0, ge=0, le=1.0, allow_inf_nan=False)
-
-
-class ModbusRtuDevice(ModbusDevice):
-    """A ``modbus-rtu`` device entry."""
-
-    driver: Literal["modbus-rtu"]
-    connection: RtuConnection
 
 
 def silent_interval(connection: RtuConnection) -> float:
@@ -63,10 +48,10 @@ async def wait_until(moment: float) -> None:
         pass
 
 
-class ModbusRtuLink(ModbusLink):
+class ModbusRtuLink(ModbusLink[ModbusRtuDevice]):
     """One serial port and the Modbus units on it."""
 
-    def __init__(self, connection: RtuConnection, devices: Sequence[DeviceConfig]) -> None:
+    def __init__(self, connection: RtuConnection, devices: Sequence[ModbusRtuDevice]) -> None:
         super().__init__(devices)
         self.connection = connection
         self._gap = silent_interval(connection)
@@ -154,18 +139,17 @@ class ModbusRtuLink(ModbusLink):
         return [bool(payload[i // 8] >> (i % 8) & 1) for i in range(block.count)]
 
 
-class ModbusRtuDriver(Driver):
+class ModbusRtuDriver(ModbusDriver[ModbusRtuDevice]):
     """Modbus RTU: ``connection: {port, baudrate, parity, bytesize, stopbits, extra_gap}``."""
 
     name = "modbus-rtu"
     device_model = ModbusRtuDevice
 
-    def link_key(self, device: DeviceConfig) -> str:
-        assert isinstance(device, ModbusRtuDevice)
+    def link_key(self, device: ModbusRtuDevice) -> str:
         return bus_key(device.connection)
 
-    def check_link(self, devices: Sequence[DeviceConfig]) -> list[str]:
-        rtu = [d for d in devices if isinstance(d, ModbusRtuDevice)]
+    def check_link(self, devices: Sequence[ModbusRtuDevice]) -> list[str]:
+        rtu = list(devices)
         problems = check_bus([(d.id, d.connection) for d in rtu])
         units: dict[int, str] = {}
         for device in rtu:
@@ -184,14 +168,5 @@ class ModbusRtuDriver(Driver):
                 )
         return problems
 
-    def open_link(self, key: str, devices: Sequence[DeviceConfig]) -> Link:
-        first = devices[0]
-        assert isinstance(first, ModbusRtuDevice)
-        return ModbusRtuLink(first.connection, devices)
-
-    def check_write(self, device: DeviceConfig, point_id: str, value: Value) -> None:
-        check_modbus_write(device, point_id, value)
-
-    def describe(self, device: DeviceConfig) -> list[str]:
-        assert isinstance(device, ModbusDevice)
-        return [describe_block(block) for block in plan_for(device).blocks]
+    def open_link(self, key: str, devices: Sequence[ModbusRtuDevice]) -> ModbusRtuLink:
+        return ModbusRtuLink(devices[0].connection, devices)

@@ -15,20 +15,21 @@ from typing import Any
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from drivers.base import DeviceConfig, DeviceError, DeviceTimeout, Driver, Link, LinkError, Value
+from drivers.base import DeviceError, DeviceTimeout, LinkError
 from drivers.modbus.config import ModbusDevice, ModbusTcpDevice
-from drivers.modbus.link import ModbusLink, ModbusRefusal, check_modbus_write, plan_for
-from drivers.modbus.planner import ReadBlock, describe_block
+from drivers.modbus.driver import ModbusDriver
+from drivers.modbus.link import ModbusLink, ModbusRefusal
+from drivers.modbus.planner import ReadBlock
 
 # pymodbus logs every skipped late frame and lost connection at ERROR; the poller reports
 # what matters to the user once, so its chatter is kept out of the service log.
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
-class ModbusTcpLink(ModbusLink):
+class ModbusTcpLink(ModbusLink[ModbusTcpDevice]):
     """One TCP connection to a Modbus server (or gateway) shared by its devices."""
 
-    def __init__(self, host: str, port: int, devices: Sequence[DeviceConfig]) -> None:
+    def __init__(self, host: str, port: int, devices: Sequence[ModbusTcpDevice]) -> None:
         super().__init__(devices)
         self.host, self.port = host, port
         self._connect_timeout = max(d.timeout for d in devices)
@@ -116,24 +117,15 @@ class ModbusTcpLink(ModbusLink):
         return bits[: block.count]
 
 
-class ModbusTcpDriver(Driver):
+class ModbusTcpDriver(ModbusDriver[ModbusTcpDevice]):
     """Modbus TCP: ``connection: {host, port}``, one connection per endpoint."""
 
     name = "modbus-tcp"
     device_model = ModbusTcpDevice
 
-    def link_key(self, device: DeviceConfig) -> str:
-        assert isinstance(device, ModbusTcpDevice)
+    def link_key(self, device: ModbusTcpDevice) -> str:
         return f"tcp://{device.connection.host}:{device.connection.port}"
 
-    def open_link(self, key: str, devices: Sequence[DeviceConfig]) -> Link:
-        first = devices[0]
-        assert isinstance(first, ModbusTcpDevice)
-        return ModbusTcpLink(first.connection.host, first.connection.port, devices)
-
-    def check_write(self, device: DeviceConfig, point_id: str, value: Value) -> None:
-        check_modbus_write(device, point_id, value)
-
-    def describe(self, device: DeviceConfig) -> list[str]:
-        assert isinstance(device, ModbusDevice)
-        return [describe_block(block) for block in plan_for(device).blocks]
+    def open_link(self, key: str, devices: Sequence[ModbusTcpDevice]) -> ModbusTcpLink:
+        connection = devices[0].connection
+        return ModbusTcpLink(connection.host, connection.port, devices)

@@ -10,26 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from drivers.base import DeviceConfig, Driver, Link, Value
+from drivers.base import Driver, Value
 from drivers.serial_line.config import SerialLineDevice
+from drivers.serial_line.link import SerialLineLink
 from drivers.serial_line.query import QueryLink
 from drivers.serial_line.stream import StreamLink
 from drivers.serial_line.writes import write_command
 from drivers.serial_port import bus_key, check_bus
 
 
-class SerialLineDriver(Driver):
+class SerialLineDriver(Driver[SerialLineDevice]):
     """Line-protocol instruments: ``connection: {port, baudrate, ...}``, one link per port."""
 
     name = "serial-line"
     device_model = SerialLineDevice
 
-    def link_key(self, device: DeviceConfig) -> str:
-        assert isinstance(device, SerialLineDevice)
+    def link_key(self, device: SerialLineDevice) -> str:
         return bus_key(device.connection)
 
-    def check_link(self, devices: Sequence[DeviceConfig]) -> list[str]:
-        typed = [d for d in devices if isinstance(d, SerialLineDevice)]
+    def check_link(self, devices: Sequence[SerialLineDevice]) -> list[str]:
+        typed = list(devices)
         problems = check_bus([(d.id, d.connection) for d in typed])
         streams = [d for d in typed if d.mode == "stream"]
         port = typed[0].connection.port
@@ -48,16 +48,14 @@ class SerialLineDriver(Driver):
             )
         return problems
 
-    def open_link(self, key: str, devices: Sequence[DeviceConfig]) -> Link:
-        streaming = any(isinstance(d, SerialLineDevice) and d.mode == "stream" for d in devices)
+    def open_link(self, key: str, devices: Sequence[SerialLineDevice]) -> SerialLineLink:
+        streaming = any(d.mode == "stream" for d in devices)
         return StreamLink(devices) if streaming else QueryLink(devices)
 
-    def check_write(self, device: DeviceConfig, point_id: str, value: Value) -> None:
-        assert isinstance(device, SerialLineDevice)
+    def check_write(self, device: SerialLineDevice, point_id: str, value: Value) -> None:
         write_command(device, point_id, value)
 
-    def describe(self, device: DeviceConfig) -> list[str]:
-        assert isinstance(device, SerialLineDevice)
+    def describe(self, device: SerialLineDevice) -> list[str]:
         points = f"parse {device.parse.kind}, {len(device.points)} point(s)"
         writes = [f"writes {p.id} with {p.write!r}" for p in device.points if p.write]
         if device.mode == "stream":

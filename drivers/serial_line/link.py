@@ -14,7 +14,7 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from drivers.base import DeviceConfig, Link, LinkError, ReadResult, Value
+from drivers.base import Link, LinkError, ReadResult, Value
 from drivers.serial_line.config import SerialLineDevice
 from drivers.serial_line.framing import (
     KEEP_BYTES,
@@ -27,12 +27,11 @@ from drivers.serial_line.parsers import Record
 from drivers.serial_line.writes import write_command
 
 
-class SerialLineLink(Link):
+class SerialLineLink(Link[SerialLineDevice]):
     """One serial port and the line instruments on it."""
 
-    def __init__(self, devices: Sequence[DeviceConfig]) -> None:
-        typed = [d for d in devices if isinstance(d, SerialLineDevice)]
-        assert len(typed) == len(devices) > 0
+    def __init__(self, devices: Sequence[SerialLineDevice]) -> None:
+        typed = list(devices)
         self._devices = {d.id: d for d in typed}
         self._connection = typed[0].connection
         self._open_timeout = max(d.timeout for d in typed)
@@ -58,7 +57,6 @@ class SerialLineLink(Link):
     async def open(self) -> None:
         await self.close()
         channel = await LineChannel.open(self._connection, self._open_timeout)
-        assert isinstance(channel, LineChannel)
         if not channel.is_open:
             channel.close()
             raise LinkError(f"cannot open {self.port}: {channel.lost}")
@@ -76,16 +74,14 @@ class SerialLineLink(Link):
         counts = self._counts.get(device_id)
         return {} if counts is None else asdict(counts)
 
-    async def read(self, device: DeviceConfig) -> ReadResult:
-        assert isinstance(device, SerialLineDevice)
+    async def read(self, device: SerialLineDevice) -> ReadResult:
         channel = self._live()
         try:
             return await self._read(channel, device)
         except LinkError as exc:
             raise LinkError(f"{self.port} is lost: {exc}") from None
 
-    async def write(self, device: DeviceConfig, point_id: str, value: Value) -> None:
-        assert isinstance(device, SerialLineDevice)
+    async def write(self, device: SerialLineDevice, point_id: str, value: Value) -> None:
         data = write_command(device, point_id, value)
         channel = self._live()
         try:

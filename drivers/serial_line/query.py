@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
-from drivers.base import DeviceConfig, DeviceError, DeviceTimeout, ReadResult
+from drivers.base import DeviceError, DeviceTimeout, ReadResult
 from drivers.serial_line.config import SerialLineDevice
 from drivers.serial_line.framing import LineChannel, LineSplitter, no_usable
 from drivers.serial_line.link import SerialLineLink
@@ -36,7 +36,7 @@ from drivers.serial_line.parsers import record_values
 class QueryLink(SerialLineLink):
     """A port of query-mode instruments: one request and its reply at a time."""
 
-    def __init__(self, devices: Sequence[DeviceConfig]) -> None:
+    def __init__(self, devices: Sequence[SerialLineDevice]) -> None:
         super().__init__(devices)
         self._last_query: SerialLineDevice | None = None
 

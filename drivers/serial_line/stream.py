@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
-from drivers.base import DeviceConfig, DeviceError, DeviceTimeout, ReadResult
+from drivers.base import DeviceError, DeviceTimeout, ReadResult
 from drivers.serial_line.config import SerialLineDevice
 from drivers.serial_line.framing import LineChannel, LineSplitter, line_gap, no_usable
 from drivers.serial_line.link import SerialLineLink
@@ -37,7 +37,7 @@ from drivers.serial_line.parsers import record_values
 class StreamLink(SerialLineLink):
     """A port carrying one stream-mode instrument's lines."""
 
-    def __init__(self, devices: Sequence[DeviceConfig]) -> None:
+    def __init__(self, devices: Sequence[SerialLineDevice]) -> None:
         super().__init__(devices)
         self._stream = next(d for d in self._devices.values() if d.mode == "stream")
         self._splitter = LineSplitter(self._stream.eol_bytes, self._stream.max_line)
