@@ -10,19 +10,16 @@ A ``string`` is ``length`` registers of two latin-1 characters each, the high by
 unless ``byte_order`` is little (``word_order`` does not apply); trailing NULs and spaces
 are dropped.
 
-Scale and offset. ``value = raw * scale + offset`` for numbers (not bools or strings). With
-``scale == 1`` and ``offset == 0`` an integer type reads as an ``int`` and a float type as
-its raw value; otherwise the value is a ``float``, rounded to the decimal places the exact
-decimal result has: the places of ``scale`` plus those of the raw value (none for integer
-types), or the places of ``offset`` if they are more. So ``1234 * 0.01`` reads ``12.34``,
-not ``12.340000000000002``, and nothing a decimal calculation would keep is ever dropped.
+Scale and offset apply to numbers (not bools or strings) as :mod:`drivers.scaling` says.
+With ``scale == 1`` and ``offset == 0`` an integer type reads as an ``int`` and a float type
+as its raw value; otherwise the value is a ``float``, rounded to the decimal places of the
+exact decimal result (the raw value of an integer type has none).
 
 Float32. A ``float32`` reads as the shortest decimal of up to 7 significant digits (8 or 9
 when needed) that is the same ``float32`` again, so a device's ``21.3`` reads ``21.3``
 rather than ``21.299999237060547``; writing that value back gives the same bits.
 
-A value that is NaN or infinite is a :class:`~drivers.base.PointFailure`: JSON cannot carry
-it, and it is never a reading.
+A value that is NaN or infinite is :data:`~drivers.scaling.NOT_FINITE`, never a reading.
 """
 
 from __future__ import annotations
@@ -35,8 +32,7 @@ from struct import Struct
 from drivers.base import BadValue, PointFailure, Value, check_number
 from drivers.modbus.config import BIT_TABLES, REGISTER_WIDTH, ModbusPoint
 from drivers.modbus.planner import ReadBlock
-
-NOT_FINITE = PointFailure("not a finite number")
+from drivers.scaling import NOT_FINITE, Scaling, decimal_places
 
 #: struct code and inclusive range of each integer type
 _INTEGERS: dict[str, tuple[str, int, int]] = {
@@ -61,13 +57,6 @@ def _registers_struct(count: int, order: str = ">") -> Struct:
     return Struct(f"{order}{count}H")
 
 
-def _places(text: str) -> int:
-    """Decimal places of a number written as ``repr`` or ``%g`` write it."""
-    mantissa, _, exponent = text.partition("e")
-    fraction = mantissa.partition(".")[2].rstrip("0")
-    return max(len(fraction) - (int(exponent) if exponent else 0), 0)
-
-
 def _float32_text(raw: float) -> str:
     """The shortest decimal of 7 to 9 significant digits that reads back as ``raw``."""
     for spec in (".7g", ".8g"):
@@ -77,36 +66,28 @@ def _float32_text(raw: float) -> str:
     return format(raw, ".9g")
 
 
-def _integer_decoder(raw: _Raw, scale: float, offset: float) -> _Decode:
-    if scale == 1 and offset == 0:
+def _integer_decoder(raw: _Raw, scaling: Scaling) -> _Decode:
+    if scaling.identity:
         return raw
-    places = max(_places(repr(scale)), _places(repr(offset)))
+    apply = scaling.apply
 
     def decode(registers: Sequence[int], buffer: bytes, at: int) -> Value | PointFailure:
-        value = raw(registers, buffer, at) * scale + offset
-        if not math.isfinite(value):
-            return NOT_FINITE
-        return round(value, places)
+        return apply(raw(registers, buffer, at))
 
     return decode
 
 
-def _float_decoder(raw: _Raw, single: bool, scale: float, offset: float) -> _Decode:
-    scaled = not (scale == 1 and offset == 0)
-    scale_places = _places(repr(scale))
-    offset_places = _places(repr(offset))
+def _float_decoder(raw: _Raw, single: bool, scaling: Scaling) -> _Decode:
+    apply = scaling.apply
 
     def decode(registers: Sequence[int], buffer: bytes, at: int) -> Value | PointFailure:
         value = raw(registers, buffer, at)
         if not math.isfinite(value):
             return NOT_FINITE
-        if not scaled:
+        if scaling.identity:
             return float(_float32_text(value)) if single else value
         text = _float32_text(value) if single else repr(value)
-        value = float(text) * scale + offset
-        if not math.isfinite(value):
-            return NOT_FINITE
-        return round(value, max(_places(text) + scale_places, offset_places))
+        return apply(float(text), decimal_places(text))
 
     return decode
 
@@ -169,8 +150,8 @@ def _decoder(
             return number
 
     if kind in _INTEGERS:
-        return width, _integer_decoder(raw, scale, offset)
-    return width, _float_decoder(raw, kind == "float32", scale, offset)
+        return width, _integer_decoder(raw, Scaling(scale, offset))
+    return width, _float_decoder(raw, kind == "float32", Scaling(scale, offset))
 
 
 # Points by identity: building the layout key costs more than decoding a register. Entries
@@ -257,15 +238,6 @@ def encode_bit(register: int, bit: int, value: bool, *, byte_order: str = "big")
     return register | (1 << shift) if value else register & ~(1 << shift) & 0xFFFF
 
 
-def _raw_number(point: ModbusPoint, value: float | int) -> float | int:
-    if point.scale == 1 and point.offset == 0:
-        return value
-    try:
-        return (value - point.offset) / point.scale
-    except OverflowError:
-        raise BadValue(f"{value!r} is out of range for point {point.id!r}") from None
-
-
 def _value_order(point: ModbusPoint) -> str:
     """The struct order of a number's bytes as the decoder unpacks them (see ``_decoder``)."""
     order = point.word_order if point.width > 1 else point.byte_order
@@ -274,7 +246,7 @@ def _value_order(point: ModbusPoint) -> str:
 
 def _value_bytes(point: ModbusPoint, value: Value) -> bytes:
     number = check_number(point.id, value, point.min, point.max)
-    raw = _raw_number(point, number)
+    raw = point.scaling.invert(point.id, number)
     order = _value_order(point)
     kind = point.type
     if kind in _INTEGERS:
@@ -284,8 +256,7 @@ def _value_bytes(point: ModbusPoint, value: Value) -> bytes:
                 raise BadValue(f"{value!r} is out of range for point {point.id!r}")
             raw = round(raw)
         if not low <= raw <= high:
-            unscaled = point.scale == 1 and point.offset == 0
-            scaled = "" if unscaled else f" (raw {raw} after scale and offset)"
+            scaled = "" if point.scaling.identity else f" (raw {raw} after scale and offset)"
             raise BadValue(
                 f"{value!r}{scaled} is out of range for point {point.id!r}: "
                 f"{kind} holds {low}..{high}"

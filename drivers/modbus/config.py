@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from drivers.base import DeviceConfig, PointConfig
+from drivers.base import DeviceConfig
+from drivers.scaling import NumericPoint
 from drivers.serial_port import SerialConnection
 
 Table = Literal["holding", "input", "coil", "discrete"]
@@ -54,7 +55,7 @@ def parse_register_notation(text: str) -> tuple[Table, int]:
     return table, number - 1
 
 
-class ModbusPoint(PointConfig):
+class ModbusPoint(NumericPoint):
     """One value read from a Modbus table."""
 
     table: Table
@@ -64,10 +65,6 @@ class ModbusPoint(PointConfig):
     word_order: Order = "big"
     bit: int | None = Field(default=None, ge=0, le=15)
     length: int | None = Field(default=None, ge=1, le=123)
-    scale: float = Field(default=1.0, allow_inf_nan=False)
-    offset: float = Field(default=0.0, allow_inf_nan=False)
-    min: float | None = Field(default=None, allow_inf_nan=False)
-    max: float | None = Field(default=None, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -108,10 +105,6 @@ class ModbusPoint(PointConfig):
             raise ValueError("length applies to strings only")
         if self.writable and self.table in ("input", "discrete"):
             raise ValueError(f"a {self.table} is read-only: it cannot be writable")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
-        if self.scale == 0:
-            raise ValueError("scale must not be 0")
         if self.address + self.width > 65536:
             raise ValueError(f"the value runs past the last address 65535 ({self.width} wide)")
         return self

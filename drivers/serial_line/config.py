@@ -23,7 +23,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from drivers.base import DeviceConfig, PointConfig
+from drivers.base import DeviceConfig
+from drivers.scaling import NumericPoint
 from drivers.serial_port import SerialConnection
 
 PointType = Literal["float", "int", "bool", "str"]
@@ -145,7 +146,7 @@ class LineParse(BaseModel):
         return self.csv
 
 
-class SerialLinePoint(PointConfig):
+class SerialLinePoint(NumericPoint):
     """One value taken from a field of the record a line gives; writable through a command.
 
     A writable point has ``write``, the command that sets it: a template in Python's format
@@ -156,12 +157,8 @@ class SerialLinePoint(PointConfig):
     """
 
     type: PointType = "float"
-    scale: float = Field(default=1.0, strict=True, allow_inf_nan=False)
-    offset: float = Field(default=0.0, strict=True, allow_inf_nan=False)
     field: str | None = Field(default=None, min_length=1)
     write: str | None = Field(default=None, min_length=1)
-    min: float | None = Field(default=None, allow_inf_nan=False)
-    max: float | None = Field(default=None, allow_inf_nan=False)
 
     @field_validator("write")
     @classmethod
@@ -195,14 +192,10 @@ class SerialLinePoint(PointConfig):
             )
         if self.write is not None and not self.writable:
             raise ValueError("write is a command template for a writable point: set writable: true")
-        if self.scale == 0:
-            raise ValueError("scale must not be 0")
         if self.type in ("bool", "str") and self.model_fields_set & {"scale", "offset"}:
             raise ValueError(f"scale and offset apply to numbers, not to a {self.type}")
         if self.type in ("bool", "str") and self.model_fields_set & {"min", "max"}:
             raise ValueError(f"min and max apply to numbers, not to a {self.type}")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min:g}) is greater than max ({self.max:g})")
         if self.write is not None:
             try:
                 self.write.format(value=WRITE_SAMPLE[self.type])

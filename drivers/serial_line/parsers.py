@@ -13,12 +13,11 @@ read with ``eol: "\\n"`` still parses.
 Values. ``float`` and ``int`` take numbers, or text that spells one (``int`` refuses
 ``1.5``); ``bool`` takes true/false, 1/0, on/off, yes/no in any case (and JSON booleans
 and 0/1); ``str`` takes text as it is (a JSON number or boolean as JSON writes it). Then
-``value = raw * scale + offset`` for numbers, rounded to the decimal places the exact
-decimal result has (the places of the text as the device wrote it plus those of
-``scale``, or those of ``offset`` if more), as the Modbus codec does: ``"1234" * 0.01``
-reads ``12.34``, never ``12.340000000000002``. With ``scale: 1`` and ``offset: 0`` an
-``int`` stays an int. NaN and infinities are :class:`~drivers.base.PointFailure`, as is
-anything that does not convert; the message names the field and the text.
+``value = raw * scale + offset`` for numbers, rounded as :mod:`drivers.scaling` says (the
+raw value's places are those of the text as the device wrote it): ``"1234" * 0.01`` reads
+``12.34``, never ``12.340000000000002``. With ``scale: 1`` and ``offset: 0`` an ``int``
+stays an int. NaN and infinities are :data:`~drivers.scaling.NOT_FINITE`, and anything
+that does not convert a :class:`~drivers.base.PointFailure` naming the field and the text.
 """
 
 from __future__ import annotations
@@ -31,12 +30,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from drivers.base import PointFailure, Value
+from drivers.scaling import NOT_FINITE, decimal_places
 from drivers.serial_line.config import LineParse, SerialLinePoint
 
 Field = str | float | int | bool | None
 Record = dict[str, Field]
-
-NOT_FINITE = PointFailure("not a finite number")
 
 #: integers must fit in 64 bits, signed or not: no consumer of a reading holds more
 _INT_MIN, _INT_END = -(2**63), 2**64
@@ -113,13 +111,10 @@ def point_value(point: SerialLinePoint, raw: Field) -> Value | PointFailure:
     if isinstance(converted, PointFailure):
         return converted
     number, text = converted
-    if point.scale == 1 and point.offset == 0:
+    scaling = point.scaling
+    if scaling.identity:
         return number
-    value = number * point.scale + point.offset
-    if not math.isfinite(value):
-        return NOT_FINITE
-    places = max(_places(text) + _places(repr(point.scale)), _places(repr(point.offset)))
-    return round(value, places)
+    return scaling.apply(number, decimal_places(text))
 
 
 def _boolean(name: str, raw: str | float | int | bool) -> bool | PointFailure:
@@ -185,14 +180,3 @@ def _whole(name: str, raw: str | float | int | bool) -> int | PointFailure:
     if not _INT_MIN <= number < _INT_END:
         return PointFailure(f"field {name!r}: {raw!r} is beyond the 64-bit integer range")
     return int(number)
-
-
-def _places(text: str) -> int:
-    """Decimal places of a number as written (``12.50`` has 1, ``1e-3`` has 3)."""
-    mantissa, _, exponent = text.lower().partition("e")
-    fraction = mantissa.partition(".")[2].rstrip("0")
-    try:
-        shift = int(exponent) if exponent else 0
-    except ValueError:
-        shift = 0
-    return max(len(fraction) - shift, 0)

@@ -1,14 +1,13 @@
 """Write templates: the bytes that set a ``serial-line`` point to a value.
 
 A point with a ``write`` template is written by sending the template formatted with the
-value in the device's terms (the inverse of scale and offset; a whole number for an
-``int`` point). A string value must not hold control characters or the device's ``eol``,
-so that a value can never smuggle a second command onto the line.
+value in the device's terms (the inverse of scale and offset, see :mod:`drivers.scaling`;
+a whole number for an ``int`` point). A string value must not hold control characters or
+the device's ``eol``, so that a value can never smuggle a second command onto the line.
 """
 
 from __future__ import annotations
 
-import math
 import unicodedata
 
 from drivers.base import BadValue, Value, check_number
@@ -46,17 +45,13 @@ def device_value(point: SerialLinePoint, value: Value, eol: str) -> Value:
             raise BadValue(f"a value for point {point.id!r} must not hold control characters")
         return value
     value = check_number(point.id, value, point.min, point.max)
-    scaled = not (point.scale == 1 and point.offset == 0)
+    scaling = point.scaling
+    raw = scaling.invert(point.id, value)
+    if point.type == "int":
+        if scaling.identity and isinstance(raw, float) and not raw.is_integer():
+            raise BadValue(f"point {point.id!r} takes a whole number, not {value!r}")
+        return round(raw)
     try:
-        raw = (value - point.offset) / point.scale if scaled else value
-        if point.type == "int":
-            if not scaled and isinstance(raw, float) and not raw.is_integer():
-                raise BadValue(f"point {point.id!r} takes a whole number, not {value!r}")
-            return round(raw)
-        raw = float(raw)
-    except OverflowError:
+        return float(raw)
+    except OverflowError:  # an int beyond any float
         raise BadValue(f"{value!r} is out of range for point {point.id!r}") from None
-    if not math.isfinite(raw):
-        raise BadValue(f"{value!r} is out of range for point {point.id!r}")
-    # 12 significant digits: (12.3 - 0) / 0.1 is 123, not 122.99999999999999
-    return float(f"{raw:.12g}") if scaled else raw
