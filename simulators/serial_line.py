@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import time
 from collections.abc import Callable
-from types import TracebackType
-from typing import Final, Literal, Self, get_args
+from typing import Final, Literal, get_args
 
-from simulators.pty_port import PtyPort
+from simulators.pty_device import PtyDevice
+from simulators.waveforms import Generator, Sine
 
 Mode = Literal["query", "stream"]
 Format = Literal["sics", "json", "csv"]
@@ -35,13 +34,15 @@ FORMATS: Final[tuple[Format, ...]] = get_args(Format)
 MAX_INPUT: Final = 4096
 
 
-class LineInstrument:
+class LineInstrument(PtyDevice):
     """A scale with a temperature sensor, talking lines over a pty.
 
     State tests may change at any time: ``values`` (``weight`` is the one a SICS line
-    shows), ``stable``, ``moving`` (the weight drifts by ``drift_amplitude`` over a
-    sine of ``drift_period`` seconds on ``clock``). Weights are shown rounded to the
-    scale's resolution, 0.01.
+    shows), ``stable``, ``waves`` (a value named there moves: the waveform of
+    :mod:`simulators.waveforms` is added to it, in seconds on ``clock`` since the
+    instrument was made), ``moving`` (the weight drifts by a :class:`Sine` of
+    ``drift_amplitude`` and ``drift_period``). Weights are shown rounded to the scale's
+    resolution, 0.01.
 
     A command is the input up to and including the last byte of ``command`` (its
     terminator, ``\\n`` for ``SI\\r\\n``); every such input line is recorded in
@@ -85,6 +86,7 @@ class LineInstrument:
             raise ValueError("eol must not be empty")
         if not stream_interval > 0:
             raise ValueError(f"stream_interval must be positive, not {stream_interval}")
+        super().__init__(link_dir, name)
         self.mode: Mode = mode
         self.format: Format = format
         self.command = command
@@ -93,6 +95,7 @@ class LineInstrument:
         self.clock = clock
         self.values: dict[str, float] = {"weight": 123.45, "temperature": 21.5}
         self.stable = True
+        self.waves: dict[str, Generator] = {}
         self.moving = False
         self.drift_amplitude = 0.5
         self.drift_period = 10.0
@@ -107,22 +110,21 @@ class LineInstrument:
         self._epoch = clock()
         self._terminator = command[-1]
         self._rx = bytearray()
-        self._port = PtyPort(link_dir, name, on_data=self._on_data, on_hangup=self._rx.clear)
         # (due time, the answer or None for a reading, plug generation)
         self._answers: asyncio.Queue[tuple[float, bytes | None, int]] | None = None
-        # an answer still waiting at an unplug must not come out of the next pty
-        self._generation = 0
         self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------------- readings
 
     def reading(self) -> dict[str, float]:
         """The values as the instrument shows them now (weight drifted and rounded)."""
+        elapsed = self.clock() - self._epoch
         shown = dict(self.values)
+        for name, wave in self.waves.items():
+            shown[name] = shown.get(name, 0.0) + wave.value(elapsed)
         weight = shown.get("weight", 0.0)
         if self.moving:
-            phase = 2 * math.pi * (self.clock() - self._epoch) / self.drift_period
-            weight += self.drift_amplitude * math.sin(phase)
+            weight += Sine(self.drift_amplitude, self.drift_period).value(elapsed)
         shown["weight"] = round(weight, 2)
         return shown
 
@@ -148,56 +150,20 @@ class LineInstrument:
 
     # ------------------------------------------------------------------------- life cycle
 
-    @property
-    def path(self) -> str:
-        """The pty path a host opens; RuntimeError before :meth:`start`."""
-        return self._port.path
-
-    async def start(self) -> str:
-        """Create the pty and start answering (or streaming); returns :attr:`path`."""
-        if self._tasks:
-            raise RuntimeError("the instrument is already started")
-        path = await self._port.open()
+    def _started(self) -> None:
         self._answers = asyncio.Queue()
         self._tasks.append(asyncio.create_task(self._answer_loop(), name="line-answers"))
         if self.mode == "stream":
             self._tasks.append(asyncio.create_task(self._stream_loop(), name="line-stream"))
-        return path
 
-    async def stop(self) -> None:
-        """Stop sending and remove the pty; idempotent."""
+    async def _stopping(self) -> None:
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self._port.close()
+
+    def _reset_input(self) -> None:
         self._rx.clear()
-
-    def unplug(self) -> None:
-        """Pull the cable: the pty and its link vanish; see :meth:`PtyPort.unplug`."""
-        self._generation += 1
-        self._port.unplug()
-        self._rx.clear()
-
-    async def replug(self) -> str:
-        """Plug back in (a new pty, the same link path); returns :attr:`path`."""
-        if not self._tasks:
-            raise RuntimeError("the instrument is not started")
-        self.unplug()
-        return await self._port.open()
-
-    async def __aenter__(self) -> Self:
-        if not self._tasks:
-            await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # ------------------------------------------------------------------------- talking
 

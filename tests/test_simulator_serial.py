@@ -36,6 +36,7 @@ from simulators.modbus.rtu import RTU_DEMO_PROFILE, ModbusRtuServer
 from simulators.modbus.rtu_frame import crc16, rtu_frame
 from simulators.pty_port import PtyPort
 from simulators.serial_line import LineInstrument
+from simulators.waveforms import Ramp
 
 READ = 2.0  # seconds an expected answer may take on a loaded machine
 LATE = 2.0  # loose upper bound for timed answers
@@ -513,6 +514,15 @@ async def test_moving_weight_drifts_with_the_clock() -> None:
     now[0] += instrument.drift_period / 4  # a quarter period: the peak
     assert instrument.reading()["weight"] == pytest.approx(123.45 + instrument.drift_amplitude)
     assert instrument.line() == b"S S     123.95 g"
+
+
+def test_a_waveform_moves_any_value_of_the_line_instrument() -> None:
+    now = [100.0]
+    instrument = LineInstrument(format="csv", clock=lambda: now[0])
+    instrument.waves["temperature"] = Ramp(start=0.0, step=0.5)  # the one set of waveforms
+    now[0] += 4
+    assert instrument.reading()["temperature"] == pytest.approx(21.5 + 2.0)
+    assert instrument.line() == b"123.45,23.5,1"
 
 
 # ----------------------------------------------------------------- line fault switches

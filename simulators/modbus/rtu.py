@@ -17,8 +17,7 @@ import asyncio
 import time
 from collections import deque
 from pathlib import Path
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
 from simulators.modbus.profile import load_profile
 from simulators.modbus.rtu_frame import (
@@ -30,7 +29,7 @@ from simulators.modbus.rtu_frame import (
 )
 from simulators.modbus.simulator import ModbusSimulator
 from simulators.modbus.wire_clock import WireClock
-from simulators.pty_port import PtyPort
+from simulators.pty_device import PtyDevice
 
 #: the profile ``device-bridge simulate modbus-rtu`` serves when given none
 RTU_DEMO_PROFILE: Final = Path(__file__).parent.parent / "profiles" / "rtu_demo.yaml"
@@ -41,7 +40,7 @@ WRITE_FUNCTIONS: Final = frozenset({5, 6, 15, 16})
 _MAX_BUFFER: Final = 2 * MAX_FRAME
 
 
-class ModbusRtuServer:
+class ModbusRtuServer(PtyDevice):
     """Serves ``simulator``'s units as one RS-485 bus on a pty.
 
     ``async with ModbusRtuServer(sim) as server`` creates the pty; :attr:`path` is what
@@ -90,6 +89,7 @@ class ModbusRtuServer:
             raise ValueError(f"parity must be one of N, E, O, M, S, not {parity!r}")
         if stopbits not in (1, 2):
             raise ValueError(f"stopbits must be 1 or 2, not {stopbits}")
+        super().__init__(link_dir, name)
         self.simulator = simulator
         self.baudrate = baudrate
         self.bytesize = bytesize
@@ -102,10 +102,7 @@ class ModbusRtuServer:
         self.truncate = False
         self.crc_errors = 0
         self.requests_answered = 0
-        self._port = PtyPort(link_dir, name, on_data=self._on_data, on_hangup=self._reset_input)
         self._clock: WireClock | None = None
-        # answers queued before an unplug must not come out of the next pty
-        self._generation = 0
         self._rx = bytearray()
         self._rx_base = 0  # stream offset of _rx[0]
         # (stream offset of a chunk's first byte, when that byte began on the line)
@@ -123,13 +120,7 @@ class ModbusRtuServer:
         self.truncate = False
         self.simulator.clear_faults()
 
-    # ------------------------------------------------------------------------- life cycle
-
-    @property
-    def path(self) -> str:
-        """The pty path a client opens (the link with ``link_dir``); RuntimeError before
-        :meth:`start`."""
-        return self._port.path
+    # ------------------------------------------------------------------------- line timing
 
     @property
     def char_time(self) -> float:
@@ -143,52 +134,17 @@ class ModbusRtuServer:
         19200 baud (Modbus over serial line, 2.5.1.1)."""
         return 3.5 * self.char_time if self.baudrate <= 19200 else 0.00175
 
-    async def start(self) -> str:
-        """Create the pty and start answering; returns :attr:`path`."""
-        if self._clock is not None:
-            raise RuntimeError("the server is already started")
-        path = await self._port.open()
+    def _started(self) -> None:
         self._clock = WireClock(self._port.write, lambda: self._generation)
         self._clock.start()
-        return path
 
-    async def stop(self) -> None:
-        """Remove the pty and drop unsent answers; idempotent."""
+    async def _stopping(self) -> None:
         clock, self._clock = self._clock, None
-        self._generation += 1
-        await self._port.close()
-        self._reset_input()
         if clock is not None:
             clock.stop()
             # its waits end at once when stopped, so this joins within microseconds;
             # not through the executor, whose threads other code may be holding
             clock.join(timeout=1.0)
-
-    def unplug(self) -> None:
-        """Pull the adapter: see :meth:`PtyPort.unplug`; unsent answers are lost."""
-        self._generation += 1
-        self._port.unplug()
-        self._reset_input()
-
-    async def replug(self) -> str:
-        """Plug back in (a new pty, the same link path); returns :attr:`path`."""
-        if self._clock is None:
-            raise RuntimeError("the server is not started")
-        self.unplug()
-        return await self._port.open()
-
-    async def __aenter__(self) -> Self:
-        if self._clock is None:
-            await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # ------------------------------------------------------------------------- framing
 

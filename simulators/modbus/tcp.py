@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections.abc import Callable
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
+from simulators.lifecycle import Simulator
 from simulators.modbus.profile import DEMO_PROFILE, load_profile
 from simulators.modbus.simulator import ModbusSimulator
 
@@ -23,7 +23,7 @@ _MIN_LENGTH: Final = 2
 _MAX_LENGTH: Final = 254
 
 
-class ModbusTcpServer:
+class ModbusTcpServer(Simulator[int]):
     """Serves ``simulator`` over Modbus TCP.
 
     ``async with ModbusTcpServer(sim) as server`` listens on an ephemeral port of
@@ -47,6 +47,10 @@ class ModbusTcpServer:
         return self._port
 
     @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
     def connections(self) -> int:
         """Connections open right now."""
         return len(self._connections)
@@ -57,8 +61,7 @@ class ModbusTcpServer:
         ``host`` should name one address: with several, only the first socket's port
         is reported.
         """
-        if self._server is not None:
-            raise RuntimeError("the server is already started")
+        self._check_not_running()
         self._server = await asyncio.start_server(self._serve, host, port)
         self._port = int(self._server.sockets[0].getsockname()[1])
         self._unsubscribe_drop = self.simulator.on_drop(self._drop_all)
@@ -77,19 +80,6 @@ class ModbusTcpServer:
         self._drop_all()
         await asyncio.gather(*tasks, return_exceptions=True)
         await server.wait_closed()
-
-    async def __aenter__(self) -> Self:
-        if self._server is None:
-            await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def _drop_all(self) -> None:
         for task, writer in list(self._connections.items()):
