@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final, Literal, get_args
 
 from simulators.pty_device import PtyDevice
@@ -60,6 +60,10 @@ class LineInstrument(PtyDevice):
       ``eol``;
     - ``stray``: bytes sent just before each line.
 
+    ``setters`` name the values a command sets: with ``{"T": "temperature"}`` the command
+    ``T 180.2`` (and its terminator) sets ``values["temperature"]``, in either mode, and is
+    not answered (a setter that is not a number is treated as any other input).
+
     The first of ``garbage``, ``overlong`` and ``partial`` that is set wins. ``lines_sent``
     counts what was sent in place of a line, faulty or not, while plugged in.
     """
@@ -75,6 +79,7 @@ class LineInstrument(PtyDevice):
         link_dir: str | None = None,
         name: str = "ttyLINE0",
         clock: Callable[[], float] = time.monotonic,
+        setters: Mapping[str, str] | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -105,6 +110,7 @@ class LineInstrument(PtyDevice):
         self.partial = False
         self.overlong = 0
         self.stray: bytes | None = None
+        self.setters = dict(setters or {})
         self.commands: list[bytes] = []
         self.lines_sent = 0
         self._epoch = clock()
@@ -178,8 +184,10 @@ class LineInstrument(PtyDevice):
 
     def _on_command(self, received: bytes) -> None:
         self.commands.append(received)
-        if self.mode != "query" or self._answers is None or self.silent:
+        if self.silent:
             return  # a silent instrument ignores the command, even if it wakes up soon
+        if self._set_value(received) or self.mode != "query" or self._answers is None:
+            return
         answer: bytes | None
         if received == self.command:
             answer = None  # a reading, taken when it is sent
@@ -189,6 +197,18 @@ class LineInstrument(PtyDevice):
             return
         due = asyncio.get_running_loop().time() + max(0.0, self.delay)
         self._answers.put_nowait((due, answer, self._generation))
+
+    def _set_value(self, received: bytes) -> bool:
+        """Take a setter command (``T 180.2``); whether it was one."""
+        name, _, number = received.decode("ascii", "replace").strip().partition(" ")
+        value_name = self.setters.get(name)
+        if value_name is None:
+            return False
+        try:
+            self.values[value_name] = float(number)
+        except ValueError:
+            return False
+        return True
 
     async def _answer_loop(self) -> None:
         assert self._answers is not None

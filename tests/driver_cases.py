@@ -36,16 +36,25 @@ class Running(Protocol):
     def change(self) -> tuple[str, Any]:
         """Change one value in the simulator; the point id and the value to expect."""
 
+    def held(self, point_id: str) -> Any:
+        """What the simulator holds now for a point that can be written."""
+
     async def stop(self) -> None:
         """Take the simulator away (the link's far end disappears)."""
 
 
 @dataclass
 class DriverCase:
-    """A driver, its simulator, and the values the suite expects to read."""
+    """A driver, its simulator, and the values the suite expects to read.
+
+    ``writable`` is a point the device entry lets the bridge write, with a value it takes
+    and one outside its ``min``/``max``; ``read_only`` a point it must refuse to write.
+    """
 
     name: str
     expected: dict[str, Any]
+    writable: tuple[str, Any, Any]
+    read_only: str
 
     @property
     def driver(self) -> Driver:
@@ -70,6 +79,10 @@ class _ModbusRunning:
     def change(self) -> tuple[str, Any]:
         self.sim.units[1].set_value("holding", 0, "float32", -7.25)
         return "temperature", -7.25
+
+    def held(self, point_id: str) -> Any:
+        assert point_id == "setpoint"
+        return self.sim.units[1].get_value("holding", 20, "float32", word_order="little")
 
     async def stop(self) -> None:
         await self.server.stop()
@@ -102,7 +115,9 @@ def line_device(device_id: str, path: str, **extra: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "id": device_id, "driver": "serial-line", "connection": {"port": path},
         "command": "SI\r\n", "parse": {"json": True},
-        "points": [{"id": "weight", "unit": "g"}, {"id": "temperature", "unit": "°C"},
+        "points": [{"id": "weight", "unit": "g"},
+                   {"id": "temperature", "unit": "°C", "writable": True,
+                    "write": "T {value:.1f}\r\n", "min": -20, "max": 300},
                    {"id": "stable", "type": "bool"}],
         "interval": 0.05, "timeout": 0.2, "backoff_max": 0.2,
     }  # fmt: skip
@@ -128,6 +143,9 @@ class _SerialLineRunning:
         self.sim.values["weight"] = -7.25
         return "weight", -7.25
 
+    def held(self, point_id: str) -> Any:
+        return self.sim.values[point_id]
+
     async def stop(self) -> None:
         await self.sim.stop()
 
@@ -135,7 +153,7 @@ class _SerialLineRunning:
 class SerialLineCase(DriverCase):
     @asynccontextmanager
     async def running(self) -> AsyncIterator[_SerialLineRunning]:
-        async with LineInstrument(format="json") as sim:
+        async with LineInstrument(format="json", setters={"T": "temperature"}) as sim:
             yield _SerialLineRunning(sim)
 
 
@@ -169,12 +187,18 @@ class ModbusRtuCase(DriverCase):
 BOILER_VALUES = {"temperature": 21.5, "pressure": 1.52, "pump_on": True, "setpoint": 65.0,
                  "alarm": True, "model": "BOILER-1"}  # fmt: skip
 
-CASES: list[DriverCase] = [
-    ModbusTcpCase("modbus-tcp", expected=BOILER_VALUES),
-    ModbusRtuCase("modbus-rtu", expected=BOILER_VALUES),
-    SerialLineCase(
-        "serial-line", expected={"weight": 123.45, "temperature": 21.5, "stable": True}
-    ),
-]  # fmt: skip
+MODBUS_TCP = ModbusTcpCase(
+    "modbus-tcp", expected=BOILER_VALUES, writable=("setpoint", 70.5, 95.0), read_only="temperature"
+)
+MODBUS_RTU = ModbusRtuCase(
+    "modbus-rtu", expected=BOILER_VALUES, writable=("setpoint", 70.5, 95.0), read_only="temperature"
+)
+SERIAL_LINE = SerialLineCase(
+    "serial-line",
+    expected={"weight": 123.45, "temperature": 21.5, "stable": True},
+    writable=("temperature", 180.5, 301.0),
+    read_only="weight",
+)
+CASES: list[DriverCase] = [MODBUS_TCP, MODBUS_RTU, SERIAL_LINE]  # fmt: skip
 
 assert {p["id"] for p in BOILER_POINTS} == set(BOILER_VALUES)

@@ -408,19 +408,10 @@ async def test_a_write_waits_its_turn_in_the_link_queue_and_is_read_back_after(
 # --------------------------------------------------------------------------- serial-line writes
 
 
-class Thermostat(LineInstrument):
-    """A JSON instrument that takes ``T <temperature>`` and shows it (no acknowledgement)."""
-
-    def _on_command(self, received: bytes) -> None:
-        super()._on_command(received)
-        text = received.decode("ascii").strip()
-        if text.startswith("T "):
-            self.values["temperature"] = float(text[2:])
-
-
 @pytest.fixture
-async def thermostat() -> AsyncIterator[Thermostat]:
-    async with Thermostat(format="json") as instrument:
+async def thermostat() -> AsyncIterator[LineInstrument]:
+    """A JSON instrument that takes ``T <temperature>`` and shows it (no acknowledgement)."""
+    async with LineInstrument(format="json", setters={"T": "temperature"}) as instrument:
         yield instrument
 
 
@@ -440,7 +431,7 @@ def line_device(path: str, **extra: Any) -> dict[str, Any]:
 
 
 async def test_a_serial_line_point_is_written_through_its_command_template(
-    thermostat: Thermostat, bridge_factory: BridgeFactory, caplog: pytest.LogCaptureFixture
+    thermostat: LineInstrument, bridge_factory: BridgeFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     _, session = await bridge_factory([line_device(thermostat.path)], write_token=WRITER)
     await eventually(lambda: all_good(session, "oven"))
