@@ -15,9 +15,14 @@ FROM python:3.11-slim
 RUN useradd --system --uid 10001 --gid dialout --no-create-home --shell /usr/sbin/nologin bridge
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+# The MQTT outbox (used when BRIDGE_MQTT_URL is set) lives on a volume, so that readings
+# waiting for the broker survive the container being replaced.
+RUN mkdir -p /var/lib/device-bridge && chown 10001:20 /var/lib/device-bridge
+VOLUME /var/lib/device-bridge
 ENV BRIDGE_HOST=0.0.0.0 \
     BRIDGE_PORT=5000 \
     BRIDGE_CONFIG=/etc/device-bridge/devices.yaml \
+    BRIDGE_MQTT_OUTBOX=/var/lib/device-bridge/outbox.sqlite \
     PYTHONUNBUFFERED=1
 # numeric, so that the host and Kubernetes can tell it is not root (20 = dialout)
 USER 10001:20

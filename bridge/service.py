@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.config import BridgeConfig
 from bridge.hub import Hub
+from bridge.north.settings import mqtt_settings
 from bridge.poller import OFFLINE, DeviceRuntime, LinkPoller
 from bridge.readings import Reading, iso_time
 from bridge.store import Store
-from drivers.base import DeviceError, Driver, LinkError, ReadResult, Value
+from drivers.base import (
+    BadValue,
+    DeviceError,
+    DeviceTimeout,
+    Driver,
+    DriverError,
+    LinkError,
+    ReadResult,
+    Value,
+)
+
+if TYPE_CHECKING:
+    from bridge.north.north import North
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("bridge.audit")
@@ -27,6 +40,22 @@ class DeviceOffline(LinkError):
 
 class WrittenNotReadBack(DeviceError):
     """The write was answered, but the read-back poll failed."""
+
+
+def write_failure(exc: BaseException, device_id: str) -> tuple[int, str] | None:
+    """The status and detail that answer a failed ``Bridge.write`` (None: not a write error).
+
+    One mapping for every way in (REST, MQTT), so they answer alike.
+    """
+    if isinstance(exc, BadValue):
+        return 422, str(exc)
+    if isinstance(exc, DeviceTimeout):
+        return 504, str(exc)
+    if isinstance(exc, LinkError):
+        return 503, f"device {device_id!r} is offline: {exc}"
+    if isinstance(exc, DriverError):
+        return 502, f"the device did not take the write: {exc}"
+    return None
 
 
 class Bridge:
@@ -52,11 +81,20 @@ class Bridge:
                 self.driver_of[device.id] = link.driver
         self._tasks: list[asyncio.Task[None]] = []
         self.stopping = False
+        self.north: North | None = None
+        mqtt = mqtt_settings(config.settings)
+        if mqtt is not None:
+            # Imported here: the MQTT client is loaded only by bridges that use it.
+            from bridge.north.north import North
+
+            self.north = North(mqtt, self)
 
     # -- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start one task per link; returns at once."""
+        """Open the outbox and start north (if configured), then one task per link."""
+        if self.north is not None:
+            await self.north.start()
         for poller in self.pollers:
             self._tasks.append(asyncio.create_task(poller.run(), name=f"poll {poller.key}"))
 
@@ -76,6 +114,8 @@ class Bridge:
             if isinstance(result, Exception):
                 log.error("a poller ended with an error: %s", result)
         self._tasks.clear()
+        if self.north is not None:
+            await self.north.stop()
 
     @property
     def ready(self) -> bool:
@@ -154,14 +194,21 @@ class Bridge:
     def poll_succeeded(self, device: DeviceRuntime, results: ReadResult, ts: float) -> None:
         published = self.store.apply_poll(device.config.id, results, ts)
         self.hub.publish_readings(device.config.id, published)
+        if self.north is not None:
+            self.north.readings(device.config.id, published)
 
     def poll_failed(self, device: DeviceRuntime, error: str, ts: float) -> None:
         published = self.store.mark_stale(device.config.id, error)
         self.hub.publish_readings(device.config.id, published)
+        if self.north is not None:
+            self.north.readings(device.config.id, published)
 
     def status_changed(self, device: DeviceRuntime) -> None:
         log.info("%s is %s", device.config.id, device.status)
-        self.hub.publish_status(device.config.id, self.status_frame(device))
+        frame = self.status_frame(device)
+        self.hub.publish_status(device.config.id, frame)
+        if self.north is not None:
+            self.north.status(device.config.id, frame)
 
     def status_frame(self, device: DeviceRuntime) -> dict[str, Any]:
         """The stream's ``status`` frame for a device."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -32,6 +33,18 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     subscriber_queue: int = Field(default=1000, ge=1, le=1_000_000)
+    # North over MQTT (bridge/north): off unless mqtt_url is set.
+    mqtt_url: str | None = None
+    mqtt_username: str | None = None
+    mqtt_password_file: str | None = None
+    mqtt_topic: str | None = None
+    mqtt_format: Literal["json", "sparkplug"] = "json"
+    mqtt_outbox: str = "device-bridge-outbox.sqlite"
+    mqtt_outbox_max_bytes: int = Field(default=256 * 1024 * 1024, ge=4096)
+    mqtt_outbox_max_age: float = Field(default=7 * 24 * 3600.0, gt=0)
+    mqtt_replay_rate: float = Field(default=500.0, gt=0)
+    mqtt_max_inflight: int = Field(default=100, ge=1, le=65535)
+    mqtt_writes: bool = False
 
     @field_validator("root_path")
     @classmethod
@@ -56,6 +69,49 @@ class Settings(BaseSettings):
             if not secret:
                 raise ValueError(f"{kind}_token_file {path} is empty")
             object.__setattr__(self, f"{kind}_token", secret)
+        return self
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise ValueError("mqtt_url must be mqtt://host:port or mqtts://host:port")
+        try:
+            parts.port  # noqa: B018 (raises ValueError for a port out of range)
+        except ValueError:
+            raise ValueError("mqtt_url has a bad port") from None
+        if not parts.hostname:
+            raise ValueError("mqtt_url names no host")
+        return value.strip()
+
+    @field_validator("mqtt_topic")
+    @classmethod
+    def _mqtt_topic(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().strip("/")
+        if not value or any(c in value for c in "+#\x00") or "//" in value:
+            raise ValueError("mqtt_topic must be a topic prefix without wildcards, like site/box-1")
+        return value
+
+    @model_validator(mode="after")
+    def _mqtt(self) -> Settings:
+        if self.mqtt_password_file is not None:
+            try:
+                Path(self.mqtt_password_file).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValueError(
+                    f"mqtt_password_file {self.mqtt_password_file}: {exc.strerror}"
+                ) from None
+        if (
+            self.mqtt_format == "sparkplug"
+            and self.mqtt_topic is not None
+            and self.mqtt_topic.count("/") != 1
+        ):
+            raise ValueError("with mqtt_format sparkplug, mqtt_topic is <group>/<edge node>")
         return self
 
     @property

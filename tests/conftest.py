@@ -103,3 +103,14 @@ async def bridge_factory() -> AsyncIterator[BridgeFactory]:
     for running, session in started:
         await session.close()
         await running.close()
+
+
+@pytest.fixture
+def broker(tmp_path: Any) -> Any:
+    """A real Mosquitto broker on a free loopback port (see tests/mqtt_broker.py)."""
+    from mqtt_broker import Broker
+
+    running = Broker(tmp_path)
+    running.start()
+    yield running
+    running.stop()

@@ -28,7 +28,7 @@ from bridge.api.schemas import (
     WriteIn,
 )
 from bridge.readings import iso_time
-from bridge.service import Bridge, audit
+from bridge.service import Bridge, audit, write_failure
 from drivers.base import BadValue, DeviceTimeout, DriverError, LinkError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -222,14 +222,10 @@ async def write_point(request: web.Request) -> web.Response:
         written = await bridge.write(
             device_id, point_id, wanted.value, token.name if token else "-"
         )
-    except BadValue as exc:
-        raise Problem(422, str(exc)) from None
-    except DeviceTimeout as exc:
-        raise Problem(504, str(exc)) from None
-    except LinkError as exc:
-        raise Problem(503, f"device {device_id!r} is offline: {exc}") from None
-    except DriverError as exc:
-        raise Problem(502, f"the device did not take the write: {exc}") from None
+    except (BadValue, DriverError) as exc:
+        failure = write_failure(exc, device_id)
+        assert failure is not None
+        raise Problem(*failure) from None
     return json_response(ReadingOut.of(written))
 
 

@@ -1,0 +1,66 @@
+"""North: the bridge's published readings, through the outbox, to the broker.
+
+The bridge calls ``readings`` and ``status`` from its publish path (plain calls, never
+awaiting); the outbox keeps each device poll's message until the broker acknowledged it,
+and the link sends them in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from bridge.north.json_format import JsonFormat
+from bridge.north.link import Link
+from bridge.north.outbox import Outbox
+from bridge.north.settings import MqttSettings
+from bridge.readings import Reading
+
+if TYPE_CHECKING:
+    from bridge.service import Bridge
+
+
+class North:
+    """The outbox and the link of one bridge, in the format the settings chose."""
+
+    def __init__(self, settings: MqttSettings, bridge: Bridge) -> None:
+        self.settings = settings
+        self.format = JsonFormat(settings.prefix, bridge, settings.writes)
+        self.outbox = Outbox(
+            settings.outbox,
+            self.format.name,
+            settings.outbox_max_bytes,
+            settings.outbox_max_age,
+            self.format.gap_message,
+        )
+        self.link = Link(settings, self.outbox, self.format)
+
+    async def start(self) -> None:
+        """Open the outbox (what an earlier process left is sent first) and connect."""
+        await self.outbox.open()
+        self.link.start()
+
+    async def stop(self) -> None:
+        """Say offline, disconnect, and commit the outbox; what is unsent stays in it."""
+        await self.link.stop()
+        await self.outbox.close()
+
+    def readings(self, device: str, readings: Sequence[Reading]) -> None:
+        """One device poll's published readings (in seq order): into the outbox."""
+        if not readings:
+            return
+        topic, payload = self.format.readings_message(device, readings)
+        self.outbox.append(device, topic, payload, readings[0].seq, readings[-1].seq)
+        self.format.published(self.link, device, readings)
+
+    def status(self, device: str, frame: dict[str, Any]) -> None:
+        """A device's status changed."""
+        self.format.status_changed(self.link, device, frame)
+
+    @property
+    def connected(self) -> bool:
+        return self.link.connected
+
+    def describe(self) -> dict[str, Any]:
+        """The connection and the outbox, as ``/api/v1/north`` shows them."""
+        return self.link.status()
