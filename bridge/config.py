@@ -111,97 +111,135 @@ class _LineFinder:
         return None if node is None else node.start_mark.line + 1
 
 
+Problems = list[tuple[str, str]]
+"""Found problems: (place in the file, message), in the order they were found."""
+
+
 def parse_config(data: Any, source: str = "<config>", text: str | None = None) -> BridgeConfig:
     """Validate the parsed device file (and the environment); raise ConfigError for all problems."""
-    problems: list[tuple[str, str]] = []
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(source, ["(top level): must be a mapping with a 'devices' list"])
-    for key in data:
-        if key not in ("server", "devices"):
-            problems.append((place([str(key)]), "unknown key (expected 'server' and 'devices')"))
+    problems: Problems = _unknown_top_level_keys(data)
+    settings = _parse_settings(data.get("server") or {}, problems)
+    drivers = available_drivers()
+    devices = _parse_devices(data.get("devices"), drivers, problems)
+    links = _group_links(devices, drivers, problems) if not problems else ()
+    if problems:
+        raise ConfigError(source, _with_lines(problems, text))
+    assert settings is not None  # no problems means the settings were parsed
+    return BridgeConfig(settings=settings, devices=tuple(devices), links=links)
 
-    server = data.get("server") or {}
-    settings: Settings | None = None
+
+def _unknown_top_level_keys(data: Mapping[Any, Any]) -> Problems:
+    return [
+        (place([str(key)]), "unknown key (expected 'server' and 'devices')")
+        for key in data
+        if key not in ("server", "devices")
+    ]
+
+
+def _parse_settings(server: Any, problems: Problems) -> Settings | None:
     if not isinstance(server, Mapping):
         problems.append(("server", "must be a mapping of settings"))
-    else:
-        try:
-            settings = Settings(**{str(k): v for k, v in server.items()})
-        except ValidationError as exc:
-            problems.extend(_messages(exc, ["server"]))
+        return None
+    try:
+        return Settings(**{str(k): v for k, v in server.items()})
+    except ValidationError as exc:
+        problems.extend(_messages(exc, ["server"]))
+        return None
 
-    drivers = available_drivers()
-    devices: list[DeviceConfig] = []
-    raw_devices = data.get("devices")
+
+def _device_list(raw_devices: Any, problems: Problems) -> list[Any]:
     if raw_devices is None:
         problems.append(("devices", "required key is missing: list the devices to poll"))
-        raw_devices = []
-    elif not isinstance(raw_devices, list):
+        return []
+    if not isinstance(raw_devices, list):
         problems.append(("devices", "must be a list of devices"))
-        raw_devices = []
-    elif not raw_devices:
+        return []
+    if not raw_devices:
         problems.append(("devices", "is empty: list at least one device"))
-    seen: dict[str, int] = {}
-    for index, raw in enumerate(raw_devices):
+    return raw_devices
+
+
+def _parse_devices(
+    raw_devices: Any, drivers: Mapping[str, Driver[Any]], problems: Problems
+) -> list[DeviceConfig]:
+    devices: list[DeviceConfig] = []
+    first_index_of_id: dict[str, int] = {}
+    for index, raw in enumerate(_device_list(raw_devices, problems)):
         where: list[int | str] = ["devices", index]
         if not isinstance(raw, Mapping):
             problems.append((place(where), "must be a mapping"))
             continue
         raw_id = raw.get("id")
         if isinstance(raw_id, str):
-            if raw_id in seen:
+            if raw_id in first_index_of_id:
+                used_by = first_index_of_id[raw_id]
                 problems.append(
-                    (place([*where, "id"]), f"{raw_id!r} is used by devices[{seen[raw_id]}] too")
+                    (place([*where, "id"]), f"{raw_id!r} is used by devices[{used_by}] too")
                 )
             else:
-                seen[raw_id] = index
-        name = raw.get("driver")
-        driver = drivers.get(name) if isinstance(name, str) else None
-        if driver is None:
-            known = ", ".join(sorted(drivers)) or "none installed"
-            what = "is missing" if name is None else f"{name!r} is not an installed driver"
-            problems.append((place([*where, "driver"]), f"{what} (drivers: {known})"))
-            continue
-        try:
-            device = driver.device_model.model_validate(dict(raw))
-        except ValidationError as exc:
-            problems.extend(_messages(exc, where))
-            continue
-        devices.append(device)
+                first_index_of_id[raw_id] = index
+        device = _parse_device(raw, where, drivers, problems)
+        if device is not None:
+            devices.append(device)
+    return devices
 
-    links: list[LinkPlan] = []
-    if not problems:
-        grouped: dict[tuple[str, str], list[DeviceConfig]] = {}
-        for device in devices:
-            driver = drivers[device.driver]
-            grouped.setdefault((device.driver, driver.link_key(device)), []).append(device)
-        drivers_of_key: dict[str, list[str]] = {}
-        for name, key in grouped:
-            drivers_of_key.setdefault(key, []).append(name)
-        for key, names in drivers_of_key.items():
-            if len(names) > 1:
-                problems.append(
-                    (
-                        f"link {key}",
-                        f"is used by drivers {', '.join(names)}: one port, one protocol",
-                    )
-                )
-        for (name, key), members in grouped.items():
-            for problem in drivers[name].check_link(members):
-                problems.append((f"link {key}", problem))
-            links.append(LinkPlan(key=key, driver=drivers[name], devices=tuple(members)))
 
-    if problems:
-        finder = _LineFinder(text) if text is not None else None
-        lines = []
-        for location, message in problems:
-            line = finder.line(location) if finder else None
-            lines.append(f"{location}{f' (line {line})' if line else ''}: {message}")
-        raise ConfigError(source, lines)
-    assert settings is not None
-    return BridgeConfig(settings=settings, devices=tuple(devices), links=tuple(links))
+def _parse_device(
+    raw: Mapping[Any, Any],
+    where: list[int | str],
+    drivers: Mapping[str, Driver[Any]],
+    problems: Problems,
+) -> DeviceConfig | None:
+    name = raw.get("driver")
+    driver = drivers.get(name) if isinstance(name, str) else None
+    if driver is None:
+        known = ", ".join(sorted(drivers)) or "none installed"
+        what = "is missing" if name is None else f"{name!r} is not an installed driver"
+        problems.append((place([*where, "driver"]), f"{what} (drivers: {known})"))
+        return None
+    try:
+        device: DeviceConfig = driver.device_model.model_validate(dict(raw))
+    except ValidationError as exc:
+        problems.extend(_messages(exc, where))
+        return None
+    return device
+
+
+def _group_links(
+    devices: list[DeviceConfig], drivers: Mapping[str, Driver[Any]], problems: Problems
+) -> tuple[LinkPlan, ...]:
+    """Devices that share a connection, in file order; one port may carry one protocol only."""
+    grouped: dict[tuple[str, str], list[DeviceConfig]] = {}
+    for device in devices:
+        key = drivers[device.driver].link_key(device)
+        grouped.setdefault((device.driver, key), []).append(device)
+    drivers_of_key: dict[str, list[str]] = {}
+    for name, key in grouped:
+        drivers_of_key.setdefault(key, []).append(name)
+    for key, names in drivers_of_key.items():
+        if len(names) > 1:
+            problems.append(
+                (f"link {key}", f"is used by drivers {', '.join(names)}: one port, one protocol")
+            )
+    links = []
+    for (name, key), members in grouped.items():
+        problems.extend((f"link {key}", problem) for problem in drivers[name].check_link(members))
+        links.append(LinkPlan(key=key, driver=drivers[name], devices=tuple(members)))
+    return tuple(links)
+
+
+def _with_lines(problems: Problems, text: str | None) -> list[str]:
+    """Each problem as ``place (line N): message``, the line found in the YAML text."""
+    finder = _LineFinder(text) if text is not None else None
+    lines = []
+    for location, message in problems:
+        line = finder.line(location) if finder else None
+        lines.append(f"{location}{f' (line {line})' if line else ''}: {message}")
+    return lines
 
 
 def load_config(path: str | os.PathLike[str]) -> BridgeConfig:

@@ -1,82 +1,121 @@
-"""``/metrics`` in the Prometheus text exposition format."""
+"""``/metrics`` in the Prometheus text exposition format.
+
+Each metric is one row of a table: its name, kind, help text and where its value comes
+from (a device's runtime figures, or the whole process's).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
+from bridge.poller import DeviceRuntime
 from bridge.service import Bridge
+
+
+class DeviceMetric(NamedTuple):
+    """One sample per device, labelled with its id and driver."""
+
+    name: str
+    kind: str
+    help: str
+    value: Callable[[DeviceRuntime], int | float]
+
+
+class ProcessMetric(NamedTuple):
+    """One unlabelled sample for the whole process."""
+
+    name: str
+    kind: str
+    help: str
+    value: Callable[[Bridge], int | float]
+
+
+DEVICE_METRICS = (
+    DeviceMetric(
+        "device_bridge_polls_total",
+        "counter",
+        "Polls of each device, failed ones included.",
+        lambda d: d.polls,
+    ),
+    DeviceMetric(
+        "device_bridge_poll_failures_total",
+        "counter",
+        "Polls in which the device did not answer.",
+        lambda d: d.poll_failures,
+    ),
+    DeviceMetric(
+        "device_bridge_point_failures_total",
+        "counter",
+        "Point values that could not be read in an otherwise good poll.",
+        lambda d: d.point_failures,
+    ),
+    DeviceMetric(
+        "device_bridge_missed_cycles_total",
+        "counter",
+        "Poll cycles skipped because the link was busy past their deadline.",
+        lambda d: d.missed_cycles,
+    ),
+)
+
+LATENCY = "device_bridge_poll_latency_seconds"
+LATENCY_HELP = "Time one answered poll of a device took."
+
+DEVICE_UP = DeviceMetric(
+    "device_bridge_device_up",
+    "gauge",
+    "1 while the device answers (online or degraded).",
+    lambda d: int(d.status in ("online", "degraded")),
+)
+
+PROCESS_METRICS = (
+    ProcessMetric(
+        "device_bridge_readings_published_total",
+        "counter",
+        "Readings published since the process started (the last seq).",
+        lambda b: b.store.seq,
+    ),
+    ProcessMetric(
+        "device_bridge_stream_subscribers",
+        "gauge",
+        "WebSocket subscribers connected now.",
+        lambda b: len(b.hub.subscribers),
+    ),
+    ProcessMetric(
+        "device_bridge_stream_overflows_total",
+        "counter",
+        "Subscribers closed (1013) because they could not keep up.",
+        lambda b: b.hub.overflows,
+    ),
+)
 
 
 def render(bridge: Bridge) -> str:
     """Per-device poll counts, failures and latency, and the stream's figures."""
+    labelled = [
+        (f'{{device="{d.config.id}",driver="{d.config.driver}"}}', d)
+        for d in bridge.devices.values()
+    ]
     lines: list[str] = []
-
-    def family(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            lines.append(
-                f"{name}{labels} {value}"  # exact: ``:g`` would print 1.23457e+06
-                if isinstance(value, int)
-                else f"{name}{labels} {value!r}"
-            )
-
-    devices = list(bridge.devices.values())
-    label = [f'{{device="{d.config.id}",driver="{d.config.driver}"}}' for d in devices]
-    family(
-        "device_bridge_polls_total",
-        "counter",
-        "Polls of each device, failed ones included.",
-        [(lbl, d.polls) for lbl, d in zip(label, devices, strict=True)],
-    )
-    family(
-        "device_bridge_poll_failures_total",
-        "counter",
-        "Polls in which the device did not answer.",
-        [(lbl, d.poll_failures) for lbl, d in zip(label, devices, strict=True)],
-    )
-    family(
-        "device_bridge_point_failures_total",
-        "counter",
-        "Point values that could not be read in an otherwise good poll.",
-        [(lbl, d.point_failures) for lbl, d in zip(label, devices, strict=True)],
-    )
-    family(
-        "device_bridge_missed_cycles_total",
-        "counter",
-        "Poll cycles skipped because the link was busy past their deadline.",
-        [(lbl, d.missed_cycles) for lbl, d in zip(label, devices, strict=True)],
-    )
-    lines.append(
-        "# HELP device_bridge_poll_latency_seconds Time one answered poll of a device took."
-    )
-    lines.append("# TYPE device_bridge_poll_latency_seconds summary")
-    for lbl, d in zip(label, devices, strict=True):
-        lines.append(f"device_bridge_poll_latency_seconds_sum{lbl} {d.latency_sum!r}")
-        lines.append(f"device_bridge_poll_latency_seconds_count{lbl} {d.answered}")
-    family(
-        "device_bridge_device_up",
-        "gauge",
-        "1 while the device answers (online or degraded).",
-        [
-            (lbl, int(d.status in ("online", "degraded")))
-            for lbl, d in zip(label, devices, strict=True)
-        ],
-    )
-    family(
-        "device_bridge_readings_published_total",
-        "counter",
-        "Readings published since the process started (the last seq).",
-        [("", bridge.store.seq)],
-    )
-    family(
-        "device_bridge_stream_subscribers",
-        "gauge",
-        "WebSocket subscribers connected now.",
-        [("", len(bridge.hub.subscribers))],
-    )
-    family(
-        "device_bridge_stream_overflows_total",
-        "counter",
-        "Subscribers closed (1013) because they could not keep up.",
-        [("", bridge.hub.overflows)],
-    )
+    for metric in DEVICE_METRICS:
+        lines += _header(metric.name, metric.kind, metric.help)
+        lines += [_sample(metric.name + label, metric.value(d)) for label, d in labelled]
+    lines += _header(LATENCY, "summary", LATENCY_HELP)
+    for label, d in labelled:
+        lines.append(_sample(f"{LATENCY}_sum{label}", d.latency_sum))
+        lines.append(_sample(f"{LATENCY}_count{label}", d.answered))
+    lines += _header(DEVICE_UP.name, DEVICE_UP.kind, DEVICE_UP.help)
+    lines += [_sample(DEVICE_UP.name + label, DEVICE_UP.value(d)) for label, d in labelled]
+    for process_metric in PROCESS_METRICS:
+        lines += _header(process_metric.name, process_metric.kind, process_metric.help)
+        lines.append(_sample(process_metric.name, process_metric.value(bridge)))
     return "\n".join(lines) + "\n"
+
+
+def _header(name: str, kind: str, help_text: str) -> list[str]:
+    return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+
+
+def _sample(series: str, value: int | float) -> str:
+    # Integers exactly: ``:g`` would print 1.23457e+06; floats as their shortest repr.
+    return f"{series} {value}" if isinstance(value, int) else f"{series} {value!r}"
