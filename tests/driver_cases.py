@@ -157,6 +157,22 @@ class SerialLineCase(DriverCase):
             yield _SerialLineRunning(sim)
 
 
+class _SerialLineStreamRunning(_SerialLineRunning):
+    def device(self, device_id: str = "dev", **extra: Any) -> dict[str, Any]:
+        return line_device(device_id, self.sim.path, mode="stream", command=None, **extra)
+
+
+class SerialLineStreamCase(DriverCase):
+    """serial-line in stream mode: the instrument sends a line every 20 ms by itself."""
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[_SerialLineStreamRunning]:
+        async with LineInstrument(
+            mode="stream", format="json", stream_interval=0.02, setters={"T": "temperature"}
+        ) as sim:
+            yield _SerialLineStreamRunning(sim)
+
+
 def rtu_boiler_device(device_id: str, path: str, unit: int, **extra: Any) -> dict[str, Any]:
     """The boiler's points as a modbus-rtu device on the pty bus at ``path``."""
     entry: dict[str, Any] = {
@@ -198,6 +214,12 @@ SERIAL_LINE = SerialLineCase(
     expected={"weight": 123.45, "temperature": 21.5, "stable": True},
     writable=("temperature", 180.5, 301.0),
     read_only="weight",
+)
+SERIAL_LINE_STREAM = SerialLineStreamCase(
+    "serial-line",
+    expected=SERIAL_LINE.expected,
+    writable=SERIAL_LINE.writable,
+    read_only=SERIAL_LINE.read_only,
 )
 CASES: list[DriverCase] = [MODBUS_TCP, MODBUS_RTU, SERIAL_LINE]  # fmt: skip
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from driver_cases import MODBUS_RTU, MODBUS_TCP, SERIAL_LINE
+from driver_cases import MODBUS_RTU, MODBUS_TCP, SERIAL_LINE, SERIAL_LINE_STREAM
 from functional_suite import FunctionalSuite
 
 
@@ -22,6 +22,12 @@ class TestSerialLine(FunctionalSuite):
     """serial-line against the line instrument (JSON, query mode) on a pty."""
 
     case = SERIAL_LINE
+
+
+class TestSerialLineStream(FunctionalSuite):
+    """serial-line in stream mode against the line instrument sending lines by itself."""
+
+    case = SERIAL_LINE_STREAM
 
 
 def test_every_installed_driver_runs_the_suite() -> None:
