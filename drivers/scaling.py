@@ -7,8 +7,10 @@ device gave it plus those of ``scale``, or those of ``offset`` if they are more.
 calculation would keep is ever dropped. A result that is NaN or infinite is
 :data:`NOT_FINITE`: JSON cannot carry it, and it is never a reading.
 
-For a write the inverse ``raw = (value - offset) / scale`` is rounded to 12 significant
-digits, so that ``(12.3 - 0) / 0.1`` is ``123``, not ``122.99999999999999``.
+For a write the inverse ``raw = (value - offset) / scale`` is worked out in decimal
+arithmetic on the numbers as written, so that ``(12.3 - 0) / 0.1`` is ``123``, not
+``122.99999999999999``, and ``(-9.999 + 10) / 0.001`` is ``1``: a value read and written
+back sends the raw value it was read from.
 :class:`NumericPoint` is the base of every point with a scale: ``scale`` is never 0 and
 ``min``, bounding what may be written, is never above ``max``.
 """
@@ -16,6 +18,7 @@ digits, so that ``(12.3 - 0) / 0.1`` is ``123``, not ``122.99999999999999``.
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from functools import cached_property
 
 from pydantic import Field, model_validator
@@ -61,13 +64,11 @@ class Scaling:
         """The raw value that reads as ``value``; BadValue if there is no finite one."""
         if self.identity:
             return value
-        try:
-            raw = (value - self.offset) / self.scale
-        except OverflowError:
-            raise BadValue(f"{value!r} is out of range for point {point_id!r}") from None
+        exact = (Decimal(repr(value)) - Decimal(repr(self.offset))) / Decimal(repr(self.scale))
+        raw = float(exact)
         if not math.isfinite(raw):
             raise BadValue(f"{value!r} is out of range for point {point_id!r}")
-        return float(f"{raw:.12g}")
+        return raw
 
 
 class NumericPoint(PointConfig):
