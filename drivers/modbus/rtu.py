@@ -15,14 +15,14 @@ carry the right unit, function, byte count and CRC.
 from __future__ import annotations
 
 import asyncio
-import struct
 import time
 from collections.abc import Sequence
 
 from drivers.base import DeviceError, DeviceTimeout, LinkError
 from drivers.modbus.config import ModbusDevice, ModbusRtuDevice, RtuConnection
 from drivers.modbus.driver import ModbusDriver
-from drivers.modbus.link import ModbusLink, ModbusRefusal
+from drivers.modbus.link import ModbusLink
+from drivers.modbus.pdu import read_reply, write_coil_request, write_registers_request, write_reply
 from drivers.modbus.planner import ReadBlock
 from drivers.modbus.rtu_frame import find_reply, frame, read_request, reply_size
 from drivers.serial_port import SerialChannel, bus_key, check_bus
@@ -76,7 +76,8 @@ class ModbusRtuLink(ModbusLink[ModbusRtuDevice]):
     async def transact(self, device: ModbusDevice, pdu: bytes, size: int) -> bytes:
         """Send one request PDU to the device and return its reply PDU.
 
-        Raises ModbusRefusal for an exception reply, DeviceTimeout when nothing usable came,
+        The reply is framed (unit, CRC, size) but not checked against the request: that
+        is :mod:`drivers.modbus.pdu`'s. Raises DeviceTimeout when nothing usable came,
         DeviceError when only unusable frames came, LinkError when the port is gone.
         """
         channel = self._channel
@@ -95,8 +96,6 @@ class ModbusRtuLink(ModbusLink[ModbusRtuDevice]):
             reply = find_reply(channel.buffer, device.unit, function, size)
             if reply.pdu is not None:
                 self._quiet_from = time.monotonic()
-                if reply.pdu[0] & 0x80:
-                    raise ModbusRefusal(reply.pdu[1])
                 return reply.pdu
             if not await channel.wait_for_data(deadline):
                 self._quiet_from = time.monotonic()
@@ -108,35 +107,24 @@ class ModbusRtuLink(ModbusLink[ModbusRtuDevice]):
                 )
 
     async def _write_registers(self, device: ModbusDevice, address: int, values: list[int]) -> None:
-        if len(values) == 1:
-            pdu = struct.pack(">BHH", 6, address, values[0])
-        else:
-            pdu = struct.pack(f">BHHB{len(values)}H", 16, address, len(values), 2 * len(values),
-                              *values)  # fmt: skip
-        reply = await self.transact(device, pdu, reply_size(pdu[0], len(values)))
-        # a write is answered by an echo of the address (and value, or count)
-        if reply[:5] != pdu[:5]:
-            raise DeviceError(f"unit {device.unit} answered a write with {reply.hex(' ')}")
+        request = write_registers_request(address, values)
+        reply = await self.transact(device, request, reply_size(request[0], len(values)))
+        write_reply(request, reply)
 
     async def _write_coil(self, device: ModbusDevice, address: int, value: bool) -> None:
-        pdu = struct.pack(">BHH", 5, address, 0xFF00 if value else 0x0000)
-        reply = await self.transact(device, pdu, reply_size(5, 1))
-        if reply != pdu:
-            raise DeviceError(f"unit {device.unit} answered a write with {reply.hex(' ')}")
+        request = write_coil_request(address, value)
+        write_reply(request, await self.transact(device, request, reply_size(5, 1)))
 
     async def _request(
         self, device: ModbusDevice, block: ReadBlock
     ) -> Sequence[int] | Sequence[bool]:
         function = block.function_code
-        pdu = await self.transact(
+        reply = await self.transact(
             device,
             read_request(function, block.start, block.count),
             reply_size(function, block.count),
         )
-        payload = pdu[2:]
-        if function in (3, 4):
-            return struct.unpack(f">{block.count}H", payload)
-        return [bool(payload[i // 8] >> (i % 8) & 1) for i in range(block.count)]
+        return read_reply(function, block.count, reply)
 
 
 class ModbusRtuDriver(ModbusDriver[ModbusRtuDevice]):

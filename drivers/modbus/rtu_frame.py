@@ -81,6 +81,8 @@ def find_reply(buffer: bytes | bytearray, unit: int, function: int, size: int) -
             if function <= 4 and start + 2 < len(data) and data[start + 2] != size - 5:
                 continue
         else:
+            if problem is None and _is_frame_of(data, start, unit, code):
+                problem = f"a reply of function {code} to a request of function {function}"
             continue
         candidate = data[start : start + length]
         if len(candidate) < length:
@@ -95,3 +97,21 @@ def find_reply(buffer: bytes | bytearray, unit: int, function: int, size: int) -
     if problem is None and data:
         problem = f"{len(data)} byte(s) that are not a reply"
     return Reply(None, problem)
+
+
+def _is_frame_of(data: bytes, start: int, unit: int, code: int) -> bool:
+    """Whether a whole frame of ``unit`` with function ``code`` (any) starts at ``start``."""
+    if data[start] != unit:
+        return False
+    if code & 0x80:
+        length = 5
+    elif code <= 4:
+        length = 5 + data[start + 2] if start + 2 < len(data) else 0
+    else:
+        length = 8
+    candidate = data[start : start + length]
+    return (
+        length > 0
+        and len(candidate) == length
+        and crc16(candidate[:-2]) == struct.unpack("<H", candidate[-2:])[0]
+    )

@@ -14,11 +14,19 @@ from typing import Any
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
+from pymodbus.pdu import ModbusPDU
 
 from drivers.base import DeviceError, DeviceTimeout, LinkError
 from drivers.modbus.config import ModbusDevice, ModbusTcpDevice
 from drivers.modbus.driver import ModbusDriver
-from drivers.modbus.link import ModbusLink, ModbusRefusal
+from drivers.modbus.link import ModbusLink
+from drivers.modbus.pdu import (
+    ReplyMismatch,
+    read_reply,
+    write_coil_request,
+    write_registers_request,
+    write_reply,
+)
 from drivers.modbus.planner import ReadBlock
 
 # pymodbus logs every skipped late frame and lost connection at ERROR; the poller reports
@@ -57,6 +65,8 @@ class ModbusTcpLink(ModbusLink[ModbusTcpDevice]):
         if not connected:
             client.close()
             raise LinkError(f"cannot connect to {self.host}:{self.port}")
+        for reply_class in RAW_REPLIES:
+            client.register(reply_class)
         self._client = client
 
     async def close(self) -> None:
@@ -64,8 +74,11 @@ class ModbusTcpLink(ModbusLink[ModbusTcpDevice]):
         if client is not None:
             client.close()
 
-    async def _call(self, device: ModbusDevice, method: str, *args: Any, **kwargs: Any) -> Any:
-        """One pymodbus request, bounded by the device's timeout, its failures ours."""
+    async def _call(self, device: ModbusDevice, method: str, *args: Any, **kwargs: Any) -> bytes:
+        """One pymodbus request, bounded by the device's timeout, its failures ours.
+
+        Returns the reply PDU as received, for :mod:`drivers.modbus.pdu` to check.
+        """
         client = self._client
         if client is None or not client.connected:
             raise LinkError(f"connection to {self.host}:{self.port} is lost")
@@ -81,18 +94,25 @@ class ModbusTcpLink(ModbusLink[ModbusTcpDevice]):
             if not client.connected:
                 raise LinkError(f"connection to {self.host}:{self.port} is lost") from None
             raise DeviceError(f"bad answer from unit {device.unit}: {exc}") from None
+        if response.dev_id != device.unit:
+            raise ReplyMismatch(f"a reply from unit {response.dev_id} instead of {device.unit}")
+        if isinstance(response, RawReply):
+            return response.pdu
         if response.isError():
-            raise ModbusRefusal(int(response.exception_code))
-        return response
+            return bytes((response.function_code, response.exception_code))
+        raise ReplyMismatch(f"a reply of function {response.function_code} to {method}")
 
     async def _write_registers(self, device: ModbusDevice, address: int, values: list[int]) -> None:
+        request = write_registers_request(address, values)
         if len(values) == 1:
-            await self._call(device, "write_register", address, values[0])
+            reply = await self._call(device, "write_register", address, values[0])
         else:
-            await self._call(device, "write_registers", address, values)
+            reply = await self._call(device, "write_registers", address, values)
+        write_reply(request, reply)
 
     async def _write_coil(self, device: ModbusDevice, address: int, value: bool) -> None:
-        await self._call(device, "write_coil", address, value)
+        reply = await self._call(device, "write_coil", address, value)
+        write_reply(write_coil_request(address, value), reply)
 
     async def _request(
         self, device: ModbusDevice, block: ReadBlock
@@ -103,18 +123,31 @@ class ModbusTcpLink(ModbusLink[ModbusTcpDevice]):
             "coil": "read_coils",
             "discrete": "read_discrete_inputs",
         }[block.table]
-        response = await self._call(device, method, block.start, count=block.count)
-        if block.table in ("holding", "input"):
-            registers: list[int] = response.registers
-            if len(registers) != block.count:
-                raise DeviceError(
-                    f"unit {device.unit} answered {len(registers)} registers for {block.count}"
-                )
-            return registers
-        bits: list[bool] = response.bits
-        if len(bits) < block.count:
-            raise DeviceError(f"unit {device.unit} answered {len(bits)} bits for {block.count}")
-        return bits[: block.count]
+        reply = await self._call(device, method, block.start, count=block.count)
+        return read_reply(block.function_code, block.count, reply)
+
+
+class RawReply(ModbusPDU):
+    """A reply kept as the bytes received, so that our checks judge it, not pymodbus's.
+
+    pymodbus decodes a reply by its own function code, whatever was asked, and ignores the
+    byte count of bit reads; registered for every function the driver sends, this class
+    keeps the PDU whole instead.
+    """
+
+    pdu: bytes = b""
+
+    def decode(self, data: bytes) -> None:
+        self.pdu = bytes((self.function_code,)) + data
+
+    def encode(self) -> bytes:
+        return self.pdu[1:]
+
+
+RAW_REPLIES: tuple[type[RawReply], ...] = tuple(
+    type(f"RawReply{code}", (RawReply,), {"function_code": code})
+    for code in (1, 2, 3, 4, 5, 6, 15, 16)
+)
 
 
 class ModbusTcpDriver(ModbusDriver[ModbusTcpDevice]):

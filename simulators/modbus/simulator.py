@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from simulators.modbus.reply_faults import SIBLING_READ, ReplyFault, mangle
 from simulators.modbus.unit import ModbusDeviceState, check_span
 from simulators.modbus.values import (
     BIT_TABLES,
@@ -97,6 +98,10 @@ class ModbusSimulator:
     - ``unreadable``: ``(table, start, end_inclusive)`` ranges answering exception 2 to
       reads of every unit (each unit has its own list too);
     - :meth:`exception_for`: an arbitrary exception code for a range;
+    - ``reply_fault``: answers that fit another request (see
+      :mod:`simulators.modbus.reply_faults`): ``function`` (a read answered from the
+      sibling table with its code), ``byte_count``, ``quantity``, ``echo_address``,
+      ``echo_value``;
     - :meth:`drop_connections`: the TCP server closes every open connection;
     - a unit id missing from ``units`` is mute.
 
@@ -116,6 +121,7 @@ class ModbusSimulator:
         self.delay = 0.0
         self.silent = False
         self.garbage: bytes | None = None
+        self.reply_fault: ReplyFault | None = None
         self.unreadable: list[tuple[Table, int, int]] = []
         self.exceptions: list[ExceptionRule] = []
         self.requests: list[LoggedRequest] = []
@@ -145,6 +151,7 @@ class ModbusSimulator:
         self.delay = 0.0
         self.silent = False
         self.garbage = None
+        self.reply_fault = None
         self.unreadable.clear()
         self.exceptions.clear()
 
@@ -241,10 +248,14 @@ class ModbusSimulator:
         state = self.units.get(unit)
         if state is None:
             return None
+        fault = self.reply_fault
+        if fault == "function" and function in SIBLING_READ:
+            pdu = bytes((SIBLING_READ[function],)) + pdu[1:]
         try:
-            return self._dispatch(unit, state, function, pdu)
+            response = self._dispatch(unit, state, pdu[0], pdu)
         except _ModbusException as error:
             return bytes([function | 0x80, error.code])
+        return response if fault is None else mangle(fault, response)
 
     def _dispatch(self, unit: int, state: ModbusDeviceState, function: int, pdu: bytes) -> bytes:
         table = FUNCTION_TABLE.get(function)

@@ -9,6 +9,7 @@ requests queued behind it on that connection but never other connections.
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 from collections.abc import Callable
 from typing import Final
@@ -28,6 +29,14 @@ class ModbusTcpServer(Simulator[int]):
 
     ``async with ModbusTcpServer(sim) as server`` listens on an ephemeral port of
     127.0.0.1 (unless :meth:`start` was called first) and stops on exit.
+
+    Fault switches of the framing, plain attributes read on every answer, beside the
+    simulator's own (``silent``, ``delay``, ``garbage``, ``reply_fault``, exceptions):
+
+    - ``wrong_transaction``: answers carry the transaction id + 1;
+    - ``wrong_unit``: answers carry the unit id + 1;
+    - ``truncate``: only the first half of each answer is sent;
+    - ``reset_after_reply``: the connection is reset (RST) after each answer.
     """
 
     def __init__(self, simulator: ModbusSimulator) -> None:
@@ -38,6 +47,12 @@ class ModbusTcpServer(Simulator[int]):
         #: connection tasks cancelled by drop_connections() or stop(), not by someone else
         self._dropping: set[asyncio.Task[None]] = set()
         self._unsubscribe_drop: Callable[[], None] | None = None
+        #: connections accepted since the start
+        self.accepted = 0
+        self.wrong_transaction = False
+        self.wrong_unit = False
+        self.truncate = False
+        self.reset_after_reply = False
 
     @property
     def port(self) -> int:
@@ -95,6 +110,7 @@ class ModbusTcpServer(Simulator[int]):
             writer.transport.abort()
             return
         self._connections[task] = writer
+        self.accepted += 1
         try:
             await self._exchange(reader, writer)
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -127,8 +143,25 @@ class ModbusTcpServer(Simulator[int]):
             if garbage is not None:
                 writer.write(garbage)
             else:
-                writer.write(_MBAP.pack(transaction, 0, len(response) + 1, unit) + response)
+                writer.write(self._frame(transaction, unit, response))
             await writer.drain()
+            if self.reset_after_reply:
+                _reset(writer)
+                return
+
+    def _frame(self, transaction: int, unit: int, response: bytes) -> bytes:
+        transaction = (transaction + self.wrong_transaction) & 0xFFFF
+        unit = (unit + self.wrong_unit) & 0xFF
+        framed = _MBAP.pack(transaction, 0, len(response) + 1, unit) + response
+        return framed[: len(framed) // 2] if self.truncate else framed
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP reset rather than a FIN, as a device that reboots does."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 async def run_tcp_simulator(host: str, port: int, profile: str | None) -> None:
