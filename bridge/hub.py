@@ -1,58 +1,59 @@
 """The hub: fans published frames out to subscribers without ever waiting for one.
 
-Each subscriber has a bounded queue of encoded frames. Publishing is a plain call that puts
-the same encoded text into every matching queue; a subscriber whose queue is full is marked
-``overflowed`` (its connection is then closed with 1013, and it may resume by ``seq``).
+Each subscriber has a bounded queue of encoded frames. Publishing is a plain call that
+encodes a device poll's frame once per distinct filter (:mod:`bridge.wire`) and puts the
+same bytes into every matching queue; a subscriber whose queue is full is marked
+``overflowed`` and asked to close (1013: it may resume by ``seq``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from bridge import wire
+from bridge.filter import EVERYTHING, Filter
 from bridge.readings import Reading
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
-
-
-def encode(frame: dict[str, Any]) -> str:
-    """One frame as compact JSON text."""
-    return _ENCODER.encode(frame)
+#: a close code and its reason, as the stream sends them
+Closing = tuple[int, bytes]
 
 
 class Subscriber:
-    """One stream client: its filter and its queue of frames to send."""
+    """One stream client: its filter, its queue of frames to send, and how to close it."""
 
     def __init__(self, queue_size: int) -> None:
-        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
-        self.devices: frozenset[str] = frozenset()
-        self.points: frozenset[str] = frozenset()
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=queue_size)
+        self.filter = EVERYTHING
         self.overflowed = asyncio.Event()
-        self.shutting_down = asyncio.Event()
+        self.closing: Closing | None = None
+        #: set by the connection: called once, when the hub asks it to close
+        self.on_close: Callable[[Closing], None] | None = None
 
     def set_filter(self, devices: Iterable[str], points: Iterable[str]) -> None:
         """Replace the filter: device ids and ``device/point`` names; both empty = all."""
-        self.devices = frozenset(devices)
-        self.points = frozenset(points)
+        self.filter = Filter(devices, points)
 
-    @property
-    def matches_all(self) -> bool:
-        return not self.devices and not self.points
-
-    def matches(self, device: str, point: str) -> bool:
-        """Whether a reading of this point passes the filter."""
-        return self.matches_all or device in self.devices or f"{device}/{point}" in self.points
-
-    def offer(self, frame: str) -> None:
-        """Queue a frame, or mark the subscriber overflowed if it cannot keep up."""
-        if self.overflowed.is_set():
-            return
+    def offer(self, frame: bytes) -> bool:
+        """Queue a frame; False (and asked to close) if the subscriber cannot keep up."""
+        if self.closing is not None:
+            return True
         try:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
             self.overflowed.set()
+            self.close(wire.TOO_SLOW)
+            return False
+        return True
+
+    def close(self, closing: Closing) -> None:
+        """Ask the connection to close with this code and reason (once)."""
+        if self.closing is not None:
+            return
+        self.closing = closing
+        if self.on_close is not None:
+            self.on_close(closing)
 
 
 class Hub:
@@ -71,8 +72,8 @@ class Hub:
 
     def close_all(self) -> None:
         """Ask every subscriber's connection to close: the bridge is stopping."""
-        for subscriber in self.subscribers:
-            subscriber.shutting_down.set()
+        for subscriber in list(self.subscribers):
+            subscriber.close(wire.STOPPING)
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.discard(subscriber)
@@ -80,42 +81,38 @@ class Hub:
     def publish_readings(self, device: str, readings: Sequence[Reading]) -> None:
         """Send one ``readings`` frame (one device poll) to every matching subscriber.
 
-        The frame is encoded once for all subscribers that take every reading, and once per
-        distinct subset for the others.
+        The frame is encoded once for all subscribers that take the whole device, and once
+        per distinct filter for the others; every subscriber gets the same bytes.
         """
         if not readings or not self.subscribers:
             return
-        encoded: dict[tuple[int, ...] | None, str] = {}
+        whole: bytes | None = None
+        by_filter: dict[Filter, bytes | None] = {}
         for subscriber in list(self.subscribers):
-            if subscriber.matches_all or device in subscriber.devices:
-                key: tuple[int, ...] | None = None
+            wanted = subscriber.filter
+            if wanted.whole(device):
+                if whole is None:
+                    whole = wire.readings(readings)
+                frame: bytes | None = whole
+            elif wanted in by_filter:
+                frame = by_filter[wanted]
             else:
-                key = tuple(
-                    i for i, r in enumerate(readings) if f"{device}/{r.point}" in subscriber.points
-                )
-                if not key:
-                    continue
-            frame = encoded.get(key)
-            if frame is None:
-                chosen = readings if key is None else [readings[i] for i in key]
-                frame = encode({"type": "readings", "readings": [r.to_json() for r in chosen]})
-                encoded[key] = frame
-            self._offer(subscriber, frame)
+                named = wanted.points_of(device)
+                chosen = [r for r in readings if r.point in named]
+                frame = by_filter[wanted] = wire.readings(chosen) if chosen else None
+            if frame is not None:
+                self._offer(subscriber, frame)
 
     def publish_status(self, device: str, frame: dict[str, Any]) -> None:
-        """Send a ``status`` frame to subscribers interested in the device."""
-        text: str | None = None
+        """Send a ``status`` frame (:func:`bridge.wire.status`) to subscribers interested
+        in the device, encoded once."""
+        encoded: bytes | None = None
         for subscriber in list(self.subscribers):
-            if (
-                subscriber.matches_all
-                or device in subscriber.devices
-                or any(p.startswith(device + "/") for p in subscriber.points)
-            ):
-                text = text or encode(frame)
-                self._offer(subscriber, text)
+            if subscriber.filter.touches(device):
+                encoded = encoded or wire.encode(frame)
+                self._offer(subscriber, encoded)
 
-    def _offer(self, subscriber: Subscriber, frame: str) -> None:
-        was_overflowed = subscriber.overflowed.is_set()
-        subscriber.offer(frame)
-        if not was_overflowed and subscriber.overflowed.is_set():
+    def _offer(self, subscriber: Subscriber, frame: bytes) -> None:
+        was_closing = subscriber.closing is not None
+        if not subscriber.offer(frame) and not was_closing:
             self.overflows += 1

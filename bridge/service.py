@@ -6,11 +6,12 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from bridge import wire
 from bridge.config import BridgeConfig
 from bridge.hub import Hub
 from bridge.north.settings import mqtt_settings
 from bridge.poller import OFFLINE, DeviceRuntime, LinkPoller
-from bridge.readings import Reading, iso_time
+from bridge.readings import Reading
 from bridge.store import Store
 from drivers.base import (
     BadValue,
@@ -212,13 +213,7 @@ class Bridge:
 
     def status_frame(self, device: DeviceRuntime) -> dict[str, Any]:
         """The stream's ``status`` frame for a device."""
-        frame: dict[str, Any] = {
-            "type": "status",
-            "device": device.config.id,
-            "status": device.status,
-        }
-        if device.status not in ("online", "starting") and device.last_error:
-            frame["error"] = device.last_error
-        stamp = device.last_error_at if device.status == "offline" else device.last_success
-        frame["ts"] = iso_time(stamp) if stamp else None
-        return frame
+        return wire.status(
+            device.config.id, device.status, device.last_error, device.last_error_at,
+            device.last_success,
+        )  # fmt: skip

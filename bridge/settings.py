@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     subscriber_queue: int = Field(default=1000, ge=1, le=1_000_000)
+    #: permessage-deflate on the stream: off, because subscribers are usually on the same
+    #: host and deflating costs many times the encoding (docs/performance.md)
+    stream_compress: bool = False
     # North over MQTT (bridge/north): off unless mqtt_url is set.
     mqtt_url: str | None = None
     mqtt_username: str | None = None

@@ -2,51 +2,74 @@
 
 All methods are plain synchronous calls: the poller updates the store and the hub in one
 step without awaiting, so readers on the same loop always see a consistent state.
+
+A point's latest reading lives in the fields of its slot and its history in compact
+columns (:mod:`bridge.history`); :class:`Reading` objects are made for the readings a
+poll publishes and for what readers ask for, never kept.
 """
 
 from __future__ import annotations
 
-import bisect
+import heapq
 import uuid
-from collections import deque
 from collections.abc import Iterable, Sequence
 
+from bridge.filter import Filter
+from bridge.history import History
 from bridge.readings import BAD, GOOD, STALE, Reading
 from drivers.base import DeviceConfig, PointConfig, PointFailure, ReadResult, Value
 
 NEVER_READ = "not read yet"
+NO_VALUE = "the driver returned no value"
 
 
 class _Slot:
-    """A point's state: its latest reading and the published readings still kept."""
+    """A point: its latest reading, field by field, and its kept history."""
 
-    __slots__ = ("deadband", "evicted_seq", "history", "latest", "unit")
+    __slots__ = (
+        "deadband", "device", "error", "history", "point", "quality", "seq", "ts", "unit",
+        "value",
+    )  # fmt: skip
 
     def __init__(self, device: str, point: PointConfig, history: int) -> None:
+        self.device = device
+        self.point = point.id
         self.unit = point.unit
         self.deadband = point.deadband
-        self.latest = Reading(device, point.id, None, point.unit, BAD, None, 0, NEVER_READ)
-        self.history: deque[Reading] = deque(maxlen=history)
-        # The seq of the newest reading dropped from history: resuming from before it would
-        # lose readings, which must be reported as a gap.
-        self.evicted_seq = 0
+        self.value: Value | None = None
+        self.quality = BAD
+        self.ts: float | None = None
+        self.seq = 0
+        self.error: str | None = NEVER_READ
+        self.history = History(history)
 
+    def latest(self) -> Reading:
+        return Reading(
+            self.device, self.point, self.value, self.unit, self.quality, self.ts, self.seq,
+            self.error,
+        )  # fmt: skip
 
-def _changed(slot: _Slot, value: Value) -> bool:
-    old = slot.latest
-    if old.quality != GOOD:
-        return True
-    previous = old.value
-    deadband = slot.deadband
-    if (
-        deadband is not None
-        and isinstance(value, int | float)
-        and isinstance(previous, int | float)
-        and not isinstance(value, bool)
-        and not isinstance(previous, bool)
-    ):
-        return abs(value - previous) > deadband
-    return value != previous or type(value) is not type(previous)
+    def publish(
+        self, value: Value | None, quality: str, ts: float, seq: int, error: str | None
+    ) -> Reading:
+        self.value, self.quality, self.ts, self.seq, self.error = value, quality, ts, seq, error
+        self.history.append(value, quality, ts, seq, error)
+        return Reading(self.device, self.point, value, self.unit, quality, ts, seq, error)
+
+    def changed(self, value: Value) -> bool:
+        if self.quality != GOOD:
+            return True
+        previous = self.value
+        deadband = self.deadband
+        if (
+            deadband is not None
+            and isinstance(value, int | float)
+            and isinstance(previous, int | float)
+            and not isinstance(value, bool)
+            and not isinstance(previous, bool)
+        ):
+            return abs(value - previous) > deadband
+        return value != previous or type(value) is not type(previous)
 
 
 class Store:
@@ -60,13 +83,6 @@ class Store:
             for device in devices
         }
 
-    def _publish(self, slot: _Slot, reading: Reading) -> None:
-        slot.latest = reading
-        history = slot.history
-        if len(history) == history.maxlen:
-            slot.evicted_seq = history[0].seq
-        history.append(reading)
-
     def apply_poll(self, device: str, results: ReadResult, ts: float) -> list[Reading]:
         """Record one poll's results; return the readings to publish (changed ones only).
 
@@ -78,36 +94,28 @@ class Store:
         for point, slot in self._slots[device].items():
             result = results.get(point)
             if result is None:
-                result = PointFailure("the driver returned no value")
-            old = slot.latest
+                result = PointFailure(NO_VALUE)
             if type(result) is PointFailure:
-                if old.quality == BAD and old.error == result.error and old.seq:
+                if slot.quality == BAD and slot.error == result.error and slot.seq:
                     continue
                 self.seq += 1
-                reading = Reading(device, point, None, slot.unit, BAD, ts, self.seq, result.error)
-            elif _changed(slot, result):  # type: ignore[arg-type]
+                published.append(slot.publish(None, BAD, ts, self.seq, result.error))
+            elif slot.changed(result):  # type: ignore[arg-type]
                 self.seq += 1
-                reading = Reading(device, point, result, slot.unit, GOOD, ts, self.seq)  # type: ignore[arg-type]
+                published.append(slot.publish(result, GOOD, ts, self.seq, None))  # type: ignore[arg-type]
             else:
-                slot.latest = Reading(device, point, old.value, old.unit, GOOD, ts, old.seq)
-                continue
-            self._publish(slot, reading)
-            published.append(reading)
+                slot.ts = ts
         return published
 
     def mark_stale(self, device: str, error: str) -> list[Reading]:
         """The device stopped answering: good readings turn stale, keeping value and ts."""
         published: list[Reading] = []
         for slot in self._slots[device].values():
-            old = slot.latest
-            if old.quality != GOOD:
+            if slot.quality != GOOD:
                 continue
             self.seq += 1
-            reading = Reading(
-                device, old.point, old.value, old.unit, STALE, old.ts, self.seq, error
-            )
-            self._publish(slot, reading)
-            published.append(reading)
+            assert slot.ts is not None  # a good reading was read
+            published.append(slot.publish(slot.value, STALE, slot.ts, self.seq, error))
         return published
 
     def has(self, device: str, point: str | None = None) -> bool:
@@ -117,11 +125,11 @@ class Store:
 
     def latest(self, device: str, point: str) -> Reading:
         """The latest reading of one point (KeyError if unknown)."""
-        return self._slots[device][point].latest
+        return self._slots[device][point].latest()
 
     def device_readings(self, device: str) -> list[Reading]:
         """Latest readings of one device, in file order."""
-        return [slot.latest for slot in self._slots[device].values()]
+        return [slot.latest() for slot in self._slots[device].values()]
 
     def select(
         self, devices: Iterable[str] | None = None, points: Iterable[str] | None = None
@@ -130,44 +138,47 @@ class Store:
 
         With no filters, every point; with both, a point matches either.
         """
-        wanted_devices = set(devices or ())
-        wanted_points = set(points or ())
-        every = not wanted_devices and not wanted_points
+        return self.matching(Filter(devices or (), points or ()))
+
+    def matching(self, wanted: Filter) -> list[tuple[str, str]]:
+        """(device, point) pairs the filter wants, in file order."""
         return [
             (device, point)
             for device, slots in self._slots.items()
+            if wanted.touches(device)
             for point in slots
-            if every or device in wanted_devices or f"{device}/{point}" in wanted_points
+            if wanted.matches(device, point)
         ]
 
     def history(
         self, device: str, point: str, since: float | None = None, limit: int | None = None
     ) -> list[Reading]:
         """Kept readings of one point, oldest first, with ``ts`` at or after ``since``."""
-        kept = list(self._slots[device][point].history)
-        if since is not None:
-            start = bisect.bisect_left(kept, since, key=lambda r: r.ts or 0.0)
-            kept = kept[start:]
-        if limit is not None:
-            kept = kept[:limit]
-        return kept
+        slot = self._slots[device][point]
+        kept = slot.history
+        start = 0 if since is None else kept.at_or_after(since)
+        stop = None if limit is None else start + limit
+        return kept.readings(device, point, slot.unit, start, stop)
 
     def published_since(self, seq: int, pairs: Iterable[tuple[str, str]]) -> list[Reading] | None:
         """Every reading of these points published after ``seq``, in seq order.
 
         None if some of them are no longer kept (the caller must report a gap).
         """
-        found: list[Reading] = []
+        runs: list[list[Reading]] = []
         for device, point in pairs:
             slot = self._slots[device][point]
-            if slot.evicted_seq > seq:
-                return None
             kept = slot.history
-            start = bisect.bisect_right(kept, seq, key=lambda r: r.seq)
-            found.extend(kept[i] for i in range(start, len(kept)))
-        found.sort(key=lambda r: r.seq)
-        return found
+            if kept.evicted_seq > seq:
+                return None
+            start = kept.after_seq(seq)
+            if start < len(kept):
+                runs.append(kept.readings(device, point, slot.unit, start))
+        # each point's run is in seq order already: merge them
+        return list(heapq.merge(*runs, key=lambda r: r.seq))
 
     def oldest_kept_seq(self) -> int:
         """The lowest seq from which every point could still be resumed."""
-        return max((s.evicted_seq for d in self._slots.values() for s in d.values()), default=0)
+        return max(
+            (s.history.evicted_seq for d in self._slots.values() for s in d.values()), default=0
+        )

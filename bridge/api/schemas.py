@@ -1,7 +1,8 @@
-"""The API's bodies as pydantic models: the handlers build them and /openapi.json shows them.
+"""The API's bodies as pydantic models: /openapi.json shows them, most handlers build them.
 
-Only the REST handlers use these; the stream encodes plain dicts, because it is the hot
-path (``Reading.to_json`` gives the same shape as :class:`ReadingOut`, which a test checks).
+Readings have one serialiser, ``Reading.to_json``: the stream and the reading routes
+encode its dicts directly, because they are the hot path; :class:`ReadingOut` documents
+that shape (the OpenAPI tests check every answer against it).
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from pydantic import (
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
-
-from bridge.readings import Reading, iso_time
 
 Value = StrictBool | StrictInt | StrictFloat | StrictStr
 Quality = Literal["good", "stale", "bad"]
@@ -63,19 +62,6 @@ class ReadingOut(Model):
         # instead, ``error`` being optional (it has a default) as the serializer makes it.
         fields = {k: v for k, v in core_schema.items() if k != "serialization"}
         return handler(cast(CoreSchema, fields))
-
-    @classmethod
-    def of(cls, reading: Reading) -> ReadingOut:
-        return cls(
-            device=reading.device,
-            point=reading.point,
-            value=reading.value,
-            unit=reading.unit,
-            quality=reading.quality,  # type: ignore[arg-type]
-            ts=None if reading.ts is None else iso_time(reading.ts),
-            seq=reading.seq,
-            error=reading.error,
-        )
 
 
 class ReadingsOut(Model):

@@ -1,8 +1,10 @@
-"""``/api/v1/stream``: live readings over a WebSocket (contract §7).
+"""``/api/v1/stream``: live readings over a WebSocket (README, "Stream").
 
 The subscriber joins the hub and its snapshot (or its backlog, when resuming) is taken in
-the same synchronous step, so no reading can fall between them. Its frames are then sent by
-its own task; a client too slow to keep its queue from filling is closed with 1013.
+the same synchronous step, so no reading can fall between them. Its frames (built in
+:mod:`bridge.wire`, already encoded) are then sent by one task of its own while the
+handler reads the client's messages; a client too slow to keep its queue from filling is
+closed with 1013. permessage-deflate is off unless ``BRIDGE_STREAM_COMPRESS`` is on.
 """
 
 from __future__ import annotations
@@ -11,41 +13,50 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSMsgType, web
 
+from bridge import wire
 from bridge.api.auth import check_origin
 from bridge.api.problems import Problem
 from bridge.api.query import BRIDGE, filters
-from bridge.hub import Subscriber, encode
-from bridge.readings import Reading
+from bridge.hub import Closing, Subscriber
 
 if TYPE_CHECKING:
     from bridge.service import Bridge
 
-VERSION = 1
-#: readings per frame when replaying a backlog
-BACKLOG_CHUNK = 500
 MAX_CLIENT_MESSAGE = 64 * 1024
 #: bytes the kernel may hold for a stream client before its frames back up into its queue
 SEND_BUFFER = 64 * 1024
 
 
-def _readings_frames(readings: Sequence[Reading]) -> list[str]:
-    return [
-        encode(
-            {"type": "readings", "readings": [r.to_json() for r in readings[i : i + BACKLOG_CHUNK]]}
-        )
-        for i in range(0, len(readings), BACKLOG_CHUNK)
-    ]
+async def send_text(ws: web.WebSocketResponse, payload: bytes) -> None:
+    """Send UTF-8 JSON that is already encoded as one text frame (no re-encoding)."""
+    await ws.send_frame(payload, WSMsgType.TEXT)
 
 
-def _snapshot(bridge: Bridge, subscriber: Subscriber) -> str:
-    pairs = bridge.store.select(subscriber.devices, subscriber.points)
-    latest = [bridge.store.latest(d, p) for d, p in pairs]
-    return encode({"type": "snapshot", "readings": [r.to_json() for r in latest]})
+def _snapshot(bridge: Bridge, subscriber: Subscriber) -> bytes:
+    store = bridge.store
+    return wire.snapshot(store.latest(d, p) for d, p in store.matching(subscriber.filter))
+
+
+def _first_frames(
+    bridge: Bridge, subscriber: Subscriber, since: int | None, boot: str | None
+) -> list[bytes]:
+    """hello, then the snapshot, or the backlog after ``since`` (a gap first if lost)."""
+    store = bridge.store
+    first = [wire.hello(store.boot, store.seq)]
+    backlog = None
+    if since is not None and (boot is None or boot == store.boot):
+        backlog = store.published_since(since, store.matching(subscriber.filter))
+    if since is not None and backlog is None:
+        first.append(wire.gap(since, store.oldest_kept_seq()))
+    if backlog is None:
+        first.append(_snapshot(bridge, subscriber))
+    else:
+        first.extend(wire.backlog(backlog))
+    return first
 
 
 def _since(request: web.Request) -> int | None:
@@ -62,7 +73,9 @@ async def handler(request: web.Request) -> web.StreamResponse:
     devices, points = filters(bridge, request, frozenset({"since", "boot"}))
     since = _since(request)
     boot = request.query.get("boot")
-    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_CLIENT_MESSAGE)
+    ws = web.WebSocketResponse(
+        heartbeat=30.0, max_msg_size=MAX_CLIENT_MESSAGE, compress=bridge.settings.stream_compress
+    )
     if not ws.can_prepare(request).ok:
         raise Problem(400, "this route is a WebSocket: connect with an Upgrade: websocket request")
     check_origin(request, bridge.settings.cors_origin_list)
@@ -83,31 +96,8 @@ async def handler(request: web.Request) -> web.StreamResponse:
     subscriber.set_filter(devices, points)
     try:
         # No await between subscribing and taking the first frames: nothing falls between.
-        first = [
-            encode(
-                {
-                    "type": "hello",
-                    "version": VERSION,
-                    "boot": bridge.store.boot,
-                    "seq": bridge.store.seq,
-                }
-            )
-        ]
-        backlog = None
-        if since is not None and (boot is None or boot == bridge.store.boot):
-            backlog = bridge.store.published_since(
-                since, bridge.store.select(subscriber.devices, subscriber.points)
-            )
-        if since is not None and backlog is None:
-            first.append(
-                encode({"type": "gap", "since": since, "oldest": bridge.store.oldest_kept_seq()})
-            )
-        if backlog is None:
-            first.append(_snapshot(bridge, subscriber))
-        else:
-            first.extend(_readings_frames(backlog))
-        for frame in first:
-            await ws.send_str(frame)
+        for frame in _first_frames(bridge, subscriber, since, boot):
+            await send_text(ws, frame)
         await _serve(bridge, ws, subscriber)
     finally:
         bridge.hub.unsubscribe(subscriber)
@@ -117,50 +107,57 @@ async def handler(request: web.Request) -> web.StreamResponse:
 
 
 async def _serve(bridge: Bridge, ws: web.WebSocketResponse, subscriber: Subscriber) -> None:
-    async def send() -> None:
-        while True:
-            frame = await subscriber.queue.get()
-            await ws.send_str(frame)
+    """Send queued frames from one task and read the client's messages in this one.
 
-    async def watch_overflow() -> None:
-        await subscriber.overflowed.wait()
-        await ws.close(
-            code=WSCloseCode.TRY_AGAIN_LATER,
-            message=b"too slow: reconnect with since=<last seq> to resume",
-        )
+    Closing (the hub asks it: too slow, or the bridge stopping) gets a task of its own
+    when it happens, so that it does not wait behind a send to a slow client.
+    """
+    closers: list[asyncio.Task[None]] = []
 
-    async def watch_shutdown() -> None:
-        await subscriber.shutting_down.wait()
-        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"the bridge is stopping")
+    def close(closing: Closing) -> None:
+        closers.append(asyncio.get_running_loop().create_task(_close(ws, closing)))
 
-    async def receive() -> None:
+    sender = asyncio.create_task(_send_queued(ws, subscriber))
+    subscriber.on_close = close
+    if subscriber.closing is not None:
+        close(subscriber.closing)
+    try:
         async for message in ws:
             if message.type != WSMsgType.TEXT:
                 continue
             reply = _client_message(bridge, subscriber, message.data)
             if reply is not None:
                 subscriber.offer(reply)
-
-    loops = (send(), watch_overflow(), watch_shutdown(), receive())
-    tasks = [asyncio.create_task(loop) for loop in loops]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
+        subscriber.on_close = None
+        sender.cancel()
+        for task in (sender, *closers):
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):
                 await task
 
 
-def _client_message(bridge: Bridge, subscriber: Subscriber, data: str) -> str | None:
+async def _send_queued(ws: web.WebSocketResponse, subscriber: Subscriber) -> None:
+    queue = subscriber.queue
+    while subscriber.closing is None:
+        frame = await queue.get()
+        if subscriber.closing is not None:
+            return
+        await send_text(ws, frame)
+
+
+async def _close(ws: web.WebSocketResponse, closing: Closing) -> None:
+    code, reason = closing
+    await ws.close(code=code, message=reason)
+
+
+def _client_message(bridge: Bridge, subscriber: Subscriber, data: str) -> bytes | None:
     """Handle a client's message; the frame to answer with."""
     try:
         message: Any = json.loads(data)
     except ValueError:
-        return encode({"type": "error", "detail": "not JSON"})
+        return wire.error("not JSON")
     if not isinstance(message, dict) or message.get("op") != "subscribe":
-        return encode({"type": "error", "detail": 'expected {"op": "subscribe", ...}'})
+        return wire.error('expected {"op": "subscribe", ...}')
     devices = message.get("devices") or []
     points = message.get("points") or []
     if not (
@@ -168,11 +165,11 @@ def _client_message(bridge: Bridge, subscriber: Subscriber, data: str) -> str | 
         and isinstance(points, list)
         and all(isinstance(x, str) for x in devices + points)
     ):
-        return encode({"type": "error", "detail": "devices and points must be lists of strings"})
+        return wire.error("devices and points must be lists of strings")
     unknown = [d for d in devices if d not in bridge.devices] + [
         p for p in points if not bridge.store.has(*p.partition("/")[::2])
     ]
     if unknown:
-        return encode({"type": "error", "detail": f"unknown: {', '.join(unknown)}"})
+        return wire.error(f"unknown: {', '.join(unknown)}")
     subscriber.set_filter(devices, points)
     return _snapshot(bridge, subscriber)

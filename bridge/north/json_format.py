@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 
-from bridge.hub import encode
+from bridge.wire import encode
 from bridge.north.outbox import Message
 from bridge.north.writes import write_from_mqtt
 from bridge.readings import Reading
@@ -74,13 +74,13 @@ class JsonFormat:
         device, point = parts[-3], parts[-2]
         payload = message.payload if isinstance(message.payload, bytes) else b""
         answer = await write_from_mqtt(self.bridge, device, point, payload)
-        link.send(f"{message.topic}/result", encode(answer).encode())
+        link.send(f"{message.topic}/result", encode(answer))
 
     def state_payload(self, item: Any) -> bytes:
         """A point's retained latest reading, or a device's retained status frame."""
         if isinstance(item, Reading):
-            return encode({**item.to_json(), "boot": self.boot}).encode()
-        return encode(item).encode()
+            return encode({**item.to_json(), "boot": self.boot})
+        return encode(item)
 
     # -- the producer side ------------------------------------------------------------
 
@@ -112,7 +112,7 @@ class JsonFormat:
             "boot": self.boot,
             "readings": [r.to_json() for r in readings],
         }
-        return self.readings_topic(device), encode(frame).encode()
+        return self.readings_topic(device), encode(frame)
 
     def gap_message(self, device: str, since: int, until: int, frames: int) -> tuple[str, bytes]:
         """Readings of ``device`` after ``since`` up to ``until`` were dropped (outbox full).
@@ -129,7 +129,7 @@ class JsonFormat:
             "until": until,
             "dropped_frames": frames,
         }
-        return self.readings_topic(device), encode(frame).encode()
+        return self.readings_topic(device), encode(frame)
 
     def finish(self, message: Message, historical: bool) -> bytes:
         """The payload to send: a backlog frame is marked historical (no re-encoding)."""
