@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 
-from bridge.wire import encode
 from bridge.north.outbox import Message
 from bridge.north.writes import write_from_mqtt
 from bridge.readings import Reading
+from bridge.wire import encode
 
 if TYPE_CHECKING:
     from bridge.north.link import Link
