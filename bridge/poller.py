@@ -11,12 +11,12 @@ import asyncio
 import contextlib
 import logging
 import math
-import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
+from bridge.backoff import backoff
 from drivers.base import (
     DeviceConfig,
     DeviceError,
@@ -37,13 +37,6 @@ STARTING, ONLINE, DEGRADED, OFFLINE = "starting", "online", "degraded", "offline
 #: consecutive timeouts on a link, with no success between, after which it is reopened:
 #: a connection that went half-open answers nothing until it is replaced.
 REOPEN_AFTER_TIMEOUTS = 3
-
-
-def backoff(failures: int, base: float, cap: float) -> float:
-    """Seconds to wait after the n-th consecutive failure: doubling from base, capped,
-    with ±20 % jitter so that many devices failing together do not retry in lockstep."""
-    delay: float = min(cap, base * 2 ** min(max(0, failures - 1), 30))
-    return min(cap, delay * random.uniform(0.8, 1.2))
 
 
 class DeviceRuntime:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from types import TracebackType
@@ -19,6 +21,7 @@ import pytest
 from aiohttp import web
 from conftest import eventually, tcp_device
 
+from bridge.backoff import backoff
 from bridge.client import (
     BridgeClient,
     BridgeError,
@@ -766,6 +769,22 @@ def test_reconnection_backoff_doubles_with_jitter_up_to_a_cap() -> None:
     bridge = BridgeClient("http://127.0.0.1:5000")
     assert (bridge.reconnect_delay, bridge.reconnect_max) == (0.1, 10.0)
     for failures, nominal in ((0, 0.1), (1, 0.2), (3, 0.8), (7, 10.0), (60, 10.0)):
-        delays = [bridge._backoff(failures) for _ in range(200)]
-        assert all(0.8 * nominal <= d <= 1.2 * nominal for d in delays), failures
+        delays = [
+            backoff(failures + 1, bridge.reconnect_delay, bridge.reconnect_max) for _ in range(200)
+        ]
+        assert all(0.8 * nominal <= d <= min(1.2 * nominal, 10.0) for d in delays), failures
         assert len(set(delays)) > 1  # jittered
+
+
+def test_the_client_imports_nothing_of_the_service_or_the_drivers() -> None:
+    script = (
+        "import sys, bridge.client; "
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('bridge', 'drivers', 'simulators', 'pymodbus', 'serial', 'pydantic', 'yaml'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.split()
+    outside = [m for m in loaded if m not in ("bridge", "bridge.backoff")]
+    assert all(m.startswith("bridge.client") for m in outside), outside
+    assert "bridge.client.rest" in loaded

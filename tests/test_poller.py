@@ -8,7 +8,8 @@ from typing import Any
 
 from conftest import eventually
 
-from bridge.poller import DeviceRuntime, LinkPoller, backoff
+from bridge.backoff import backoff
+from bridge.poller import DeviceRuntime, LinkPoller
 from drivers.base import DeviceConfig, Link, LinkError, PointConfig, ReadResult
 
 

@@ -24,9 +24,9 @@ from typing import Any, Protocol
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
+from bridge.backoff import backoff
 from bridge.north.outbox import Message, Outbox
 from bridge.north.settings import MqttSettings
-from bridge.poller import backoff
 
 log = logging.getLogger(__name__)
 
