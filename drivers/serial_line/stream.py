@@ -18,7 +18,9 @@ and give a wrong value; a cut shorter than that gap still merges, and the merged
 nearly always garbage.
 
 Writes. The command is sent and nothing is awaited: a reply could not be told from the
-stream's lines.
+stream's lines. The complete lines that arrived before it are dropped, so that the poll
+the bridge makes after a write publishes a line sent after the command (a line under way
+when the command went out is kept whole, and may still show the old value).
 """
 
 from __future__ import annotations
@@ -68,3 +70,4 @@ class StreamLink(SerialLineLink):
 
     async def _write(self, channel: LineChannel, device: SerialLineDevice, data: bytes) -> None:
         channel.write(data)
+        channel.take_lines(self._splitter, self._counts[device.id])
