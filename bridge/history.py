@@ -18,12 +18,13 @@ from array import array
 from collections.abc import Callable
 from typing import Any
 
-from bridge.readings import BAD, GOOD, STALE, Reading
+from bridge.readings import Reading
+from bridge.states import Quality
 from drivers.base import Value
 
-QUALITIES = (GOOD, STALE, BAD)
+QUALITIES = (Quality.GOOD, Quality.STALE, Quality.BAD)
 _QUALITY_CODE = {q: i for i, q in enumerate(QUALITIES)}
-_BAD = _QUALITY_CODE[BAD]
+_BAD = _QUALITY_CODE[Quality.BAD]
 
 #: the column types a value of each Python type moves through as it needs more room
 _WIDENING: dict[type, tuple[str, ...]] = {bool: ("b",), int: ("h", "i", "q"), float: ("f", "d")}
@@ -118,7 +119,7 @@ class History:
         return self.count
 
     def append(
-        self, value: Value | None, quality: str, ts: float, seq: int, error: str | None
+        self, value: Value | None, quality: Quality, ts: float, seq: int, error: str | None
     ) -> None:
         """Keep one published reading (a bad one's value is None and is not stored)."""
         at = self._head

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from bridge.backoff import backoff
+from bridge.states import Status
 from drivers.base import (
     DeviceConfig,
     DeviceError,
@@ -32,8 +33,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-STARTING, ONLINE, DEGRADED, OFFLINE = "starting", "online", "degraded", "offline"
-
 #: consecutive timeouts on a link, with no success between, after which it is reopened:
 #: a connection that went half-open answers nothing until it is replaced.
 REOPEN_AFTER_TIMEOUTS = 3
@@ -44,7 +43,7 @@ class DeviceRuntime:
 
     def __init__(self, config: DeviceConfig) -> None:
         self.config = config
-        self.status = STARTING
+        self.status: Status = Status.STARTING
         self.tried = False
         self.last_success: float | None = None
         self.last_error: str | None = None
@@ -173,7 +172,7 @@ class LinkPoller:
             log.info("%s answers again", device.config.id)
         device.failures_in_a_row = 0
         self.publisher.poll_succeeded(device, results, ts)
-        self._set_status(device, DEGRADED if failed_points else ONLINE)
+        self._set_status(device, Status.DEGRADED if failed_points else Status.ONLINE)
         return None
 
     def _failed(self, device: DeviceRuntime, exc: DriverError) -> bool:
@@ -187,7 +186,7 @@ class LinkPoller:
         level = logging.WARNING if device.failures_in_a_row == 1 else logging.DEBUG
         log.log(level, "%s: poll failed: %s", device.config.id, error)
         self.publisher.poll_failed(device, error, device.last_error_at)
-        self._set_status(device, OFFLINE)
+        self._set_status(device, Status.OFFLINE)
         if isinstance(exc, LinkError):
             return True
         if isinstance(exc, DeviceTimeout):
@@ -218,7 +217,7 @@ class LinkPoller:
             due += missed * config.interval
         device.next_due = due
 
-    def _set_status(self, device: DeviceRuntime, status: str) -> None:
+    def _set_status(self, device: DeviceRuntime, status: Status) -> None:
         if device.status != status:
             device.status = status
             self.publisher.status_changed(device)

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import time
 from functools import lru_cache
-from typing import Any, Final, NamedTuple
+from typing import Any, NamedTuple
 
+from bridge.states import Quality
 from drivers.base import Value
-
-GOOD: Final = "good"
-STALE: Final = "stale"
-BAD: Final = "bad"
 
 
 @lru_cache(maxsize=256)
@@ -38,7 +35,7 @@ class Reading(NamedTuple):
     point: str
     value: Value | None
     unit: str | None
-    quality: str
+    quality: Quality
     ts: float | None
     seq: int
     error: str | None = None

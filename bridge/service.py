@@ -10,8 +10,9 @@ from bridge import wire
 from bridge.config import BridgeConfig
 from bridge.hub import Hub
 from bridge.north.settings import mqtt_settings
-from bridge.poller import OFFLINE, DeviceRuntime, LinkPoller
+from bridge.poller import DeviceRuntime, LinkPoller
 from bridge.readings import Reading
+from bridge.states import Status
 from bridge.store import Store
 from drivers.base import (
     BadValue,
@@ -167,7 +168,7 @@ class Bridge:
         outcome = "refused"
         try:
             self.driver_of[device_id].check_write(runtime.config, point_id, value)
-            if runtime.status == OFFLINE:
+            if runtime.status == Status.OFFLINE:
                 raise DeviceOffline(f"device {device_id!r} is offline: {runtime.last_error}")
 
             async def write_and_read_back() -> None:

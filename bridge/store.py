@@ -16,7 +16,8 @@ from collections.abc import Iterable, Sequence
 
 from bridge.filter import Filter
 from bridge.history import History
-from bridge.readings import BAD, GOOD, STALE, Reading
+from bridge.readings import Reading
+from bridge.states import Quality
 from drivers.base import DeviceConfig, PointConfig, PointFailure, ReadResult, Value
 
 NEVER_READ = "not read yet"
@@ -37,7 +38,7 @@ class _Slot:
         self.unit = point.unit
         self.deadband = point.deadband
         self.value: Value | None = None
-        self.quality = BAD
+        self.quality = Quality.BAD
         self.ts: float | None = None
         self.seq = 0
         self.error: str | None = NEVER_READ
@@ -50,14 +51,14 @@ class _Slot:
         )  # fmt: skip
 
     def publish(
-        self, value: Value | None, quality: str, ts: float, seq: int, error: str | None
+        self, value: Value | None, quality: Quality, ts: float, seq: int, error: str | None
     ) -> Reading:
         self.value, self.quality, self.ts, self.seq, self.error = value, quality, ts, seq, error
         self.history.append(value, quality, ts, seq, error)
         return Reading(self.device, self.point, value, self.unit, quality, ts, seq, error)
 
     def changed(self, value: Value) -> bool:
-        if self.quality != GOOD:
+        if self.quality != Quality.GOOD:
             return True
         previous = self.value
         deadband = self.deadband
@@ -96,13 +97,13 @@ class Store:
             if result is None:
                 result = PointFailure(NO_VALUE)
             if type(result) is PointFailure:
-                if slot.quality == BAD and slot.error == result.error and slot.seq:
+                if slot.quality == Quality.BAD and slot.error == result.error and slot.seq:
                     continue
                 self.seq += 1
-                published.append(slot.publish(None, BAD, ts, self.seq, result.error))
+                published.append(slot.publish(None, Quality.BAD, ts, self.seq, result.error))
             elif slot.changed(result):  # type: ignore[arg-type]
                 self.seq += 1
-                published.append(slot.publish(result, GOOD, ts, self.seq, None))  # type: ignore[arg-type]
+                published.append(slot.publish(result, Quality.GOOD, ts, self.seq, None))  # type: ignore[arg-type]
             else:
                 slot.ts = ts
         return published
@@ -111,11 +112,11 @@ class Store:
         """The device stopped answering: good readings turn stale, keeping value and ts."""
         published: list[Reading] = []
         for slot in self._slots[device].values():
-            if slot.quality != GOOD:
+            if slot.quality != Quality.GOOD:
                 continue
             self.seq += 1
             assert slot.ts is not None  # a good reading was read
-            published.append(slot.publish(slot.value, STALE, slot.ts, self.seq, error))
+            published.append(slot.publish(slot.value, Quality.STALE, slot.ts, self.seq, error))
         return published
 
     def has(self, device: str, point: str | None = None) -> bool:

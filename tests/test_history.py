@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.history import History
-from bridge.readings import BAD, GOOD, STALE, Reading
+from bridge.readings import Reading
+from bridge.states import Quality
 
 values = st.one_of(
     st.booleans(),
@@ -23,7 +24,9 @@ values = st.one_of(
     st.floats(allow_nan=False),
     st.text(max_size=5),
 )
-published = st.tuples(values, st.sampled_from([GOOD, STALE, BAD]), st.integers(1, 3))
+published = st.tuples(
+    values, st.sampled_from([Quality.GOOD, Quality.STALE, Quality.BAD]), st.integers(1, 3)
+)
 
 
 def same(a: Reading, b: Reading) -> bool:
@@ -40,8 +43,8 @@ def test_the_ring_keeps_the_last_readings_exactly(
     for value, quality, step in steps:
         seq += step
         ts += step / 10
-        kept_value = None if quality == BAD else value
-        error = None if quality == GOOD else f"failed {seq}"
+        kept_value = None if quality == Quality.BAD else value
+        error = None if quality == Quality.GOOD else f"failed {seq}"
         history.append(kept_value, quality, ts, seq, error)  # type: ignore[arg-type]
         model.append(Reading("d", "p", kept_value, "u", quality, ts, seq, error))  # type: ignore[arg-type]
     kept = model[-size:]
@@ -60,21 +63,21 @@ def test_the_ring_keeps_the_last_readings_exactly(
 
 def test_numbers_take_the_narrowest_column_that_holds_them() -> None:
     history = History(4)
-    history.append(7, GOOD, 1.0, 1, None)
+    history.append(7, Quality.GOOD, 1.0, 1, None)
     assert history._values.data.typecode == "h"  # type: ignore[union-attr]
-    history.append(70000, GOOD, 2.0, 2, None)
+    history.append(70000, Quality.GOOD, 2.0, 2, None)
     assert history._values.data.typecode == "i"  # type: ignore[union-attr]
     floats = History(4)
-    floats.append(0.5, GOOD, 1.0, 1, None)
+    floats.append(0.5, Quality.GOOD, 1.0, 1, None)
     assert floats._values.data.typecode == "f"  # type: ignore[union-attr]
-    floats.append(0.1, GOOD, 2.0, 2, None)  # not exact in float32
+    floats.append(0.1, Quality.GOOD, 2.0, 2, None)  # not exact in float32
     assert floats._values.data.typecode == "d"  # type: ignore[union-attr]
-    floats.append(math.inf, GOOD, 3.0, 3, None)
+    floats.append(math.inf, Quality.GOOD, 3.0, 3, None)
     assert [r.value for r in floats.readings("d", "p", None)] == [0.5, 0.1, math.inf]
 
 
 def test_seq_beyond_four_bytes_of_offset_widens_the_column() -> None:
     history = History(3)
-    history.append(1, GOOD, 1.0, 5, None)
-    history.append(2, GOOD, 2.0, 5 + 2**33, None)
+    history.append(1, Quality.GOOD, 1.0, 5, None)
+    history.append(2, Quality.GOOD, 2.0, 5 + 2**33, None)
     assert [r.seq for r in history.readings("d", "p", None)] == [5, 5 + 2**33]

@@ -62,7 +62,7 @@ def device_summary(bridge: Bridge, device_id: str) -> DeviceOut:
     return DeviceOut(
         id=device_id,
         driver=runtime.config.driver,
-        status=runtime.status,  # type: ignore[arg-type]
+        status=runtime.status,
         last_success=iso_time(runtime.last_success) if runtime.last_success else None,
         last_error=runtime.last_error,
         points=[p.id for p in runtime.config.points],
@@ -84,7 +84,7 @@ async def readyz(request: web.Request) -> web.Response:
     if not bridge.ready:
         waiting = [d for d, r in bridge.devices.items() if not r.tried]
         return problem_response(503, f"not yet tried: {', '.join(waiting)}", devices=devices)
-    return json_response(ReadyOut(status="ready", devices=devices))  # type: ignore[arg-type]
+    return json_response(ReadyOut(status="ready", devices=devices))
 
 
 async def metrics_handler(request: web.Request) -> web.Response:

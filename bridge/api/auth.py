@@ -31,7 +31,8 @@ class Token:
     may_write: bool
 
 
-TOKEN: web.RequestKey[Token | None] = web.RequestKey("token", Token | None)  # type: ignore[arg-type]
+#: the token a request came with; absent when it came with none
+TOKEN = web.RequestKey("token", Token)
 
 
 def parse_tokens(text: str | None, default_name: str, may_write: bool) -> list[Token]:
@@ -89,7 +90,8 @@ def auth_middleware(tokens: Tokens, open_handlers: frozenset[Handler]) -> Middle
         if request.match_info.handler in open_handlers or request.method == "OPTIONS":
             return await handler(request)
         token = tokens.identify(request.headers.get("Authorization"))
-        request[TOKEN] = token
+        if token is not None:
+            request[TOKEN] = token
         if request.method == "PUT":
             if not tokens.writes_enabled:
                 raise Problem(403, "writes are disabled: the bridge has no BRIDGE_WRITE_TOKEN")

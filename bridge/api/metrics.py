@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from bridge.poller import DeviceRuntime
 from bridge.service import Bridge
+from bridge.states import ANSWERING
 
 
 class DeviceMetric(NamedTuple):
@@ -65,7 +66,7 @@ DEVICE_UP = DeviceMetric(
     "device_bridge_device_up",
     "gauge",
     "1 while the device answers (online or degraded).",
-    lambda d: int(d.status in ("online", "degraded")),
+    lambda d: int(d.status in ANSWERING),
 )
 
 PROCESS_METRICS = (

@@ -24,9 +24,9 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from bridge.states import Quality, Status
+
 Value = StrictBool | StrictInt | StrictFloat | StrictStr
-Quality = Literal["good", "stale", "bad"]
-Status = Literal["starting", "online", "degraded", "offline"]
 
 
 class Model(BaseModel):

@@ -48,7 +48,8 @@ The package: :mod:`~bridge.client.models` (what calls return), :mod:`~bridge.cli
 :mod:`~bridge.client.endpoint` (URL, token, session, one request),
 :mod:`~bridge.client.rest` (:class:`BridgeClient`), :mod:`~bridge.client.subscription`
 (the reconnecting stream) and :mod:`~bridge.client.frames` (one handler per frame type). It
-imports nothing of the service, so an agent installs it without the drivers' dependencies.
+imports nothing of the service but two dependency-free modules (:mod:`bridge.backoff`,
+:mod:`bridge.states`), so an agent installs it without the drivers' dependencies.
 """
 
 from bridge.client.errors import (

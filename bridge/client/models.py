@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bridge.states import Quality
+
 #: a point's value: what the bridge publishes and what :meth:`BridgeClient.write` takes
 Value = bool | int | float | str
 
@@ -36,7 +38,9 @@ class Reading:
 
     ``quality`` is ``good`` (read in the last poll), ``stale`` (the device stopped
     answering; the value is the last good one) or ``bad`` (no usable value; ``error`` says
-    why). ``ts`` is when the value was read from the device (UTC; None if never read).
+    why): the values of :class:`bridge.states.Quality`, kept as text so that a client
+    still reads a bridge that adds one. ``ts`` is when the value was read from the device
+    (UTC; None if never read).
     ``seq`` is the bridge's publication counter: it increases by one with every published
     reading, and starts again when the bridge restarts.
     """
@@ -53,7 +57,7 @@ class Reading:
     @property
     def good(self) -> bool:
         """Whether the value was read in the device's last poll."""
-        return self.quality == "good"
+        return self.quality == Quality.GOOD
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Reading:
