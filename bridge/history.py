@@ -6,7 +6,7 @@ A numeric value takes the narrowest type that holds it exactly (``h``, ``i``, ``
 integers, ``f`` then ``d`` for floats, ``b`` for booleans), widening the column when a
 value does not fit; strings, and values of mixed types, are kept as objects. ``seq`` is
 kept as an offset from the first one (4 bytes, widened after 2^32 publications). Errors
-(of stale and bad readings only) are kept by position. :class:`Reading` objects are made
+(of stale and bad readings only) are kept by position. :class:`PublishedReading` objects are made
 only when a reader asks, and both lookups (by seq for a resume, by ts for the history
 route) are binary searches, so a read costs in proportion to what it returns.
 """
@@ -18,7 +18,7 @@ from array import array
 from collections.abc import Callable
 from typing import Any
 
-from bridge.readings import Reading
+from bridge.readings import PublishedReading
 from bridge.states import Quality
 from drivers.base import Value
 
@@ -146,8 +146,8 @@ class History:
 
     def readings(
         self, device: str, point: str, unit: str | None, start: int = 0, stop: int | None = None
-    ) -> list[Reading]:
-        """Kept readings ``start:stop`` (0 is the oldest kept), as Reading objects."""
+    ) -> list[PublishedReading]:
+        """Kept readings ``start:stop`` (0 is the oldest kept), as PublishedReading objects."""
         stop = self.count if stop is None else min(stop, self.count)
         first = self._head - self.count
         size = self.size
@@ -156,7 +156,7 @@ class History:
             at = (first + k) % size
             quality = self._qualities[at]
             found.append(
-                Reading(
+                PublishedReading(
                     device,
                     point,
                     None if quality == _BAD else self._values.get(at),

@@ -14,7 +14,7 @@ from typing import Any
 
 from bridge import wire
 from bridge.filter import EVERYTHING, Filter
-from bridge.readings import Reading
+from bridge.readings import PublishedReading
 
 #: a close code and its reason, as the stream sends them
 Closing = tuple[int, bytes]
@@ -78,7 +78,7 @@ class Hub:
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.discard(subscriber)
 
-    def publish_readings(self, device: str, readings: Sequence[Reading]) -> None:
+    def publish_readings(self, device: str, readings: Sequence[PublishedReading]) -> None:
         """Send one ``readings`` frame (one device poll) to every matching subscriber.
 
         The frame is encoded once for all subscribers that take the whole device, and once

@@ -22,8 +22,9 @@ def iso_time(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
 
 
-class Reading(NamedTuple):
-    """One point's value at one moment, as published.
+class PublishedReading(NamedTuple):
+    """One point's value at one moment, as the service publishes it (the client's own
+    record of a received reading is :class:`bridge.client.Reading`).
 
     ``ts`` is when the value was read from the device (Unix time; None if never read);
     ``seq`` is the process-wide publication counter (0 for a point never published).

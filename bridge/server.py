@@ -48,7 +48,7 @@ class RunningServer:
         if self.closed:
             return
         self.closed = True
-        self.bridge.stopping = True
+        self.bridge.begin_stop()
         await self.runner.cleanup()
         await self.bridge.stop()
 

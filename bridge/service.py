@@ -11,7 +11,7 @@ from bridge.config import BridgeConfig
 from bridge.hub import Hub
 from bridge.north.settings import mqtt_settings
 from bridge.poller import DeviceRuntime, LinkPoller
-from bridge.readings import Reading
+from bridge.readings import PublishedReading
 from bridge.states import Status
 from bridge.store import Store
 from drivers.base import (
@@ -82,7 +82,7 @@ class Bridge:
                 self._poller_of[device.id] = poller
                 self.driver_of[device.id] = link.driver
         self._tasks: list[asyncio.Task[None]] = []
-        self.stopping = False
+        self._stopping = False
         self.north: North | None = None
         mqtt = mqtt_settings(config.settings)
         if mqtt is not None:
@@ -100,9 +100,19 @@ class Bridge:
         for poller in self.pollers:
             self._tasks.append(asyncio.create_task(poller.run(), name=f"poll {poller.key}"))
 
+    @property
+    def stopping(self) -> bool:
+        """Whether the bridge has begun to stop (``/readyz`` then answers 503)."""
+        return self._stopping
+
+    def begin_stop(self) -> None:
+        """Say the bridge is stopping, before anything closes: a server draining its
+        requests calls this first so that readiness turns false at once."""
+        self._stopping = True
+
     async def stop(self) -> None:
         """Stop polling and close every link."""
-        self.stopping = True
+        self.begin_stop()
         pending = set(self._tasks)
         while pending:
             # Cancel again until every task has ended: a cancellation that arrives together
@@ -142,7 +152,7 @@ class Bridge:
         """The driver's own counts for a device (e.g. skipped lines), by name."""
         return dict(self._poller_of[device_id].link.counters(device_id))
 
-    async def poll_now(self, device_id: str) -> list[Reading]:
+    async def poll_now(self, device_id: str) -> list[PublishedReading]:
         """Poll one device through its link's queue; its readings after the poll.
 
         Raises DriverError (LinkError, DeviceTimeout, ...) if the device did not answer.
@@ -155,7 +165,9 @@ class Bridge:
             raise failure
         return self.store.device_readings(device_id)
 
-    async def write(self, device_id: str, point_id: str, value: Value, who: str) -> Reading:
+    async def write(
+        self, device_id: str, point_id: str, value: Value, who: str
+    ) -> PublishedReading:
         """Write a point through its link's queue, read the device back, return the reading.
 
         Never retried. Raises BadValue for a value the point cannot take (before anything

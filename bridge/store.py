@@ -4,7 +4,7 @@ All methods are plain synchronous calls: the poller updates the store and the hu
 step without awaiting, so readers on the same loop always see a consistent state.
 
 A point's latest reading lives in the fields of its slot and its history in compact
-columns (:mod:`bridge.history`); :class:`Reading` objects are made for the readings a
+columns (:mod:`bridge.history`); :class:`PublishedReading` objects are made for the readings a
 poll publishes and for what readers ask for, never kept.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 
 from bridge.filter import Filter
 from bridge.history import History
-from bridge.readings import Reading
+from bridge.readings import PublishedReading
 from bridge.states import Quality
 from drivers.base import DeviceConfig, PointConfig, PointFailure, ReadResult, Value
 
@@ -44,18 +44,18 @@ class _Slot:
         self.error: str | None = NEVER_READ
         self.history = History(history)
 
-    def latest(self) -> Reading:
-        return Reading(
+    def latest(self) -> PublishedReading:
+        return PublishedReading(
             self.device, self.point, self.value, self.unit, self.quality, self.ts, self.seq,
             self.error,
         )  # fmt: skip
 
     def publish(
         self, value: Value | None, quality: Quality, ts: float, seq: int, error: str | None
-    ) -> Reading:
+    ) -> PublishedReading:
         self.value, self.quality, self.ts, self.seq, self.error = value, quality, ts, seq, error
         self.history.append(value, quality, ts, seq, error)
-        return Reading(self.device, self.point, value, self.unit, quality, ts, seq, error)
+        return PublishedReading(self.device, self.point, value, self.unit, quality, ts, seq, error)
 
     def changed(self, value: Value) -> bool:
         if self.quality != Quality.GOOD:
@@ -84,14 +84,14 @@ class Store:
             for device in devices
         }
 
-    def apply_poll(self, device: str, results: ReadResult, ts: float) -> list[Reading]:
+    def apply_poll(self, device: str, results: ReadResult, ts: float) -> list[PublishedReading]:
         """Record one poll's results; return the readings to publish (changed ones only).
 
         A value within its point's deadband of the last published value is not published,
         and the latest reading keeps that published value, but its ``ts`` moves on so that
         readers see the value was confirmed by this poll.
         """
-        published: list[Reading] = []
+        published: list[PublishedReading] = []
         for point, slot in self._slots[device].items():
             result = results.get(point)
             if result is None:
@@ -108,9 +108,9 @@ class Store:
                 slot.ts = ts
         return published
 
-    def mark_stale(self, device: str, error: str) -> list[Reading]:
+    def mark_stale(self, device: str, error: str) -> list[PublishedReading]:
         """The device stopped answering: good readings turn stale, keeping value and ts."""
-        published: list[Reading] = []
+        published: list[PublishedReading] = []
         for slot in self._slots[device].values():
             if slot.quality != Quality.GOOD:
                 continue
@@ -124,11 +124,11 @@ class Store:
         points = self._slots.get(device)
         return points is not None and (point is None or point in points)
 
-    def latest(self, device: str, point: str) -> Reading:
+    def latest(self, device: str, point: str) -> PublishedReading:
         """The latest reading of one point (KeyError if unknown)."""
         return self._slots[device][point].latest()
 
-    def device_readings(self, device: str) -> list[Reading]:
+    def device_readings(self, device: str) -> list[PublishedReading]:
         """Latest readings of one device, in file order."""
         return [slot.latest() for slot in self._slots[device].values()]
 
@@ -153,7 +153,7 @@ class Store:
 
     def history(
         self, device: str, point: str, since: float | None = None, limit: int | None = None
-    ) -> list[Reading]:
+    ) -> list[PublishedReading]:
         """Kept readings of one point, oldest first, with ``ts`` at or after ``since``."""
         slot = self._slots[device][point]
         kept = slot.history
@@ -161,12 +161,14 @@ class Store:
         stop = None if limit is None else start + limit
         return kept.readings(device, point, slot.unit, start, stop)
 
-    def published_since(self, seq: int, pairs: Iterable[tuple[str, str]]) -> list[Reading] | None:
+    def published_since(
+        self, seq: int, pairs: Iterable[tuple[str, str]]
+    ) -> list[PublishedReading] | None:
         """Every reading of these points published after ``seq``, in seq order.
 
         None if some of them are no longer kept (the caller must report a gap).
         """
-        runs: list[list[Reading]] = []
+        runs: list[list[PublishedReading]] = []
         for device, point in pairs:
             slot = self._slots[device][point]
             kept = slot.history

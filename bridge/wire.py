@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from bridge.readings import Reading, iso_time
+from bridge.readings import PublishedReading, iso_time
 
 VERSION = 1
 #: readings per frame when replaying a backlog
@@ -44,16 +44,16 @@ def hello(boot: str, seq: int) -> bytes:
     return encode({"type": "hello", "version": VERSION, "boot": boot, "seq": seq})
 
 
-def snapshot(readings: Iterable[Reading]) -> bytes:
+def snapshot(readings: Iterable[PublishedReading]) -> bytes:
     return encode({"type": "snapshot", "readings": [r.to_json() for r in readings]})
 
 
-def readings(readings: Iterable[Reading]) -> bytes:
+def readings(readings: Iterable[PublishedReading]) -> bytes:
     """One device poll's published readings (or a chunk of a resumed backlog)."""
     return encode({"type": "readings", "readings": [r.to_json() for r in readings]})
 
 
-def backlog(kept: Sequence[Reading]) -> list[bytes]:
+def backlog(kept: Sequence[PublishedReading]) -> list[bytes]:
     """A resumed subscriber's missed readings, in frames of at most BACKLOG_CHUNK."""
     return [readings(kept[i : i + BACKLOG_CHUNK]) for i in range(0, len(kept), BACKLOG_CHUNK)]
 

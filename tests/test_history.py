@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.history import History
-from bridge.readings import Reading
+from bridge.readings import PublishedReading
 from bridge.states import Quality
 
 values = st.one_of(
@@ -29,7 +29,7 @@ published = st.tuples(
 )
 
 
-def same(a: Reading, b: Reading) -> bool:
+def same(a: PublishedReading, b: PublishedReading) -> bool:
     return a == b and type(a.value) is type(b.value)
 
 
@@ -38,7 +38,7 @@ def test_the_ring_keeps_the_last_readings_exactly(
     size: int, steps: list[tuple[object, str, int]], seed: st.DataObject
 ) -> None:
     history = History(size)
-    model: list[Reading] = []
+    model: list[PublishedReading] = []
     seq, ts = 10, 1000.0
     for value, quality, step in steps:
         seq += step
@@ -46,7 +46,7 @@ def test_the_ring_keeps_the_last_readings_exactly(
         kept_value = None if quality == Quality.BAD else value
         error = None if quality == Quality.GOOD else f"failed {seq}"
         history.append(kept_value, quality, ts, seq, error)  # type: ignore[arg-type]
-        model.append(Reading("d", "p", kept_value, "u", quality, ts, seq, error))  # type: ignore[arg-type]
+        model.append(PublishedReading("d", "p", kept_value, "u", quality, ts, seq, error))  # type: ignore[arg-type]
     kept = model[-size:]
     assert len(history) == len(kept)
     assert all(map(same, history.readings("d", "p", "u"), kept))

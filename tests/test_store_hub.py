@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from bridge.hub import Hub
-from bridge.readings import Reading
+from bridge.readings import PublishedReading
 from bridge.store import Store
 from drivers.base import PointFailure
 from drivers.modbus.config import ModbusTcpDevice
@@ -92,8 +92,8 @@ def test_select_filters() -> None:
     ]  # fmt: skip
 
 
-def reading(point: str, seq: int, device_id: str = "boiler") -> Reading:
-    return Reading(device_id, point, 1.0, None, "good", 0.0, seq)
+def reading(point: str, seq: int, device_id: str = "boiler") -> PublishedReading:
+    return PublishedReading(device_id, point, 1.0, None, "good", 0.0, seq)
 
 
 def test_hub_sends_the_same_frame_to_all_and_filters_per_subscriber() -> None:

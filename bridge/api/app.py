@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ValidationError
 
 from bridge import wire
 from bridge.api import metrics, stream
 from bridge.api.auth import TOKEN, Tokens, auth_middleware, cors_middleware
 from bridge.api.openapi import Query, Route, document
-from bridge.api.problems import Problem, problem_response, problems_middleware
+from bridge.api.problems import ProblemError, problem_response, problems_middleware
 from bridge.api.query import BRIDGE, bridge_of, filters, known_device, known_point, only_query
 from bridge.api.schemas import (
     DeviceDetailOut,
@@ -29,11 +30,10 @@ from bridge.api.schemas import (
     ReadyOut,
     WriteIn,
 )
-from bridge.readings import Reading, iso_time
+from bridge.readings import PublishedReading, iso_time
 from bridge.service import Bridge, audit, write_failure
 from drivers.base import BadValue, DeviceTimeout, DriverError, LinkError
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 AUDITED: web.RequestKey[bool] = web.RequestKey("audited", bool)
 
 #: request bodies are small JSON documents; anything larger is refused with 413
@@ -47,7 +47,7 @@ def json_response(body: BaseModel | dict[str, Any], status: int = 200) -> web.Re
     return web.Response(status=status, body=wire.encode(document), content_type="application/json")
 
 
-def readings_body(bridge: Bridge, readings: Iterable[Reading]) -> dict[str, Any]:
+def readings_body(bridge: Bridge, readings: Iterable[PublishedReading]) -> dict[str, Any]:
     """:class:`ReadingsOut`'s shape: the readings with the boot id and latest seq."""
     return {
         "boot": bridge.store.boot,
@@ -156,7 +156,7 @@ def parse_time(text: str) -> float:
         # RFC 3339 allows "t" and "z"; a "+" in an offset arrives as a space when not encoded
         moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00").replace(" ", "+"))
     except ValueError:
-        raise Problem(400, f"since={text!r} is not an ISO 8601 time or Unix seconds") from None
+        raise ProblemError(400, f"since={text!r} is not an ISO 8601 time or Unix seconds") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     # by subtraction: ``timestamp()`` overflows for year 1 with a positive offset
@@ -166,7 +166,7 @@ def parse_time(text: str) -> float:
 def parse_limit(text: str) -> int:
     """``limit``: a whole number from 1 to MAX_LIMIT, in ASCII digits."""
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
-        raise Problem(400, f"limit={text!r} must be a whole number from 1 to {MAX_LIMIT}")
+        raise ProblemError(400, f"limit={text!r} must be a whole number from 1 to {MAX_LIMIT}")
     return int(text)
 
 
@@ -188,9 +188,9 @@ async def poll_device(request: web.Request) -> web.Response:
     try:
         polled = await bridge.poll_now(device_id)
     except DeviceTimeout as exc:
-        raise Problem(504, str(exc)) from None
+        raise ProblemError(504, str(exc)) from None
     except (LinkError, DriverError) as exc:
-        raise Problem(503, f"device {device_id!r} is offline: {exc}") from None
+        raise ProblemError(503, f"device {device_id!r} is offline: {exc}") from None
     return json_response(
         {
             "device": device_id,
@@ -207,12 +207,12 @@ async def write_point(request: web.Request) -> web.Response:
     point = bridge.devices[device_id].config.point(point_id)
     assert point is not None
     if not point.writable:
-        raise Problem(403, f"point {device_id}/{point_id} is not writable")
+        raise ProblemError(403, f"point {device_id}/{point_id} is not writable")
     body = await request.read()
     try:
         wanted = WriteIn.model_validate_json(body)
     except ValidationError as exc:
-        raise Problem(400, f'the body must be {{"value": ...}}: {_first_error(exc)}') from None
+        raise ProblemError(400, f'the body must be {{"value": ...}}: {_first_error(exc)}') from None
     token = request.get(TOKEN)
     request[AUDITED] = True  # from here on, Bridge.write leaves the audit line
     try:
@@ -222,7 +222,7 @@ async def write_point(request: web.Request) -> web.Response:
     except (BadValue, DriverError) as exc:
         failure = write_failure(exc, device_id)
         assert failure is not None
-        raise Problem(*failure) from None
+        raise ProblemError(*failure) from None
     return json_response(written.to_json())
 
 
@@ -231,11 +231,11 @@ async def refused_writes_middleware(request: web.Request, handler: Handler) -> w
     """An audit line for a write refused before it reached the device (401, 403, 400...)."""
     try:
         return await handler(request)
-    except (Problem, web.HTTPException) as exc:
+    except (ProblemError, web.HTTPException) as exc:
         if request.method == "PUT" and not request.get(AUDITED):
             token = request.get(TOKEN)
             status = exc.status
-            detail = exc.detail if isinstance(exc, Problem) else exc.reason
+            detail = exc.detail if isinstance(exc, ProblemError) else exc.reason
             audit.info(
                 "write by=%s path=%s result=refused %s: %s",
                 token.name if token else "-", request.path, status, detail,
@@ -300,6 +300,10 @@ ROUTES: list[Route] = [
 ]  # fmt: skip
 
 
+#: the routes that need no token, as their ``open`` marks say
+OPEN_HANDLERS = frozenset(route.handler for route in ROUTES if route.open)
+
+
 def routes(app: web.Application) -> None:
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
@@ -315,7 +319,7 @@ def make_app(bridge: Bridge) -> web.Application:
             cors_middleware(origins),
             problems_middleware,
             refused_writes_middleware,
-            auth_middleware(Tokens(settings), frozenset({healthz})),
+            auth_middleware(Tokens(settings), OPEN_HANDLERS),
         ],
         client_max_size=MAX_BODY,
     )

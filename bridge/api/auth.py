@@ -9,17 +9,14 @@ audit log shows. A write token may also read. Tokens are compared in constant ti
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
+from aiohttp.typedefs import Handler, Middleware
 
-from bridge.api.problems import Problem
+from bridge.api.problems import ProblemError
 from bridge.settings import Settings
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
@@ -94,15 +91,15 @@ def auth_middleware(tokens: Tokens, open_handlers: frozenset[Handler]) -> Middle
             request[TOKEN] = token
         if request.method == "PUT":
             if not tokens.writes_enabled:
-                raise Problem(403, "writes are disabled: the bridge has no BRIDGE_WRITE_TOKEN")
+                raise ProblemError(403, "writes are disabled: the bridge has no BRIDGE_WRITE_TOKEN")
             if token is None or not token.may_write:
-                raise Problem(
+                raise ProblemError(
                     401,
                     "writes need 'Authorization: Bearer <token>' with a write token",
                     headers={"WWW-Authenticate": 'Bearer realm="write"'},
                 )
         elif tokens.reads_guarded and token is None:
-            raise Problem(
+            raise ProblemError(
                 401,
                 "this route needs 'Authorization: Bearer <token>' with the read token",
                 headers={"WWW-Authenticate": "Bearer"},
@@ -146,4 +143,6 @@ def check_origin(request: web.Request, origins: list[str]) -> None:
         return
     if urlsplit(origin).netloc == request.host:
         return
-    raise Problem(403, f"a page from {origin} may not open this stream (set BRIDGE_CORS_ORIGINS)")
+    raise ProblemError(
+        403, f"a page from {origin} may not open this stream (set BRIDGE_CORS_ORIGINS)"
+    )

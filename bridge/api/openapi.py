@@ -7,18 +7,15 @@ table, so the document cannot leave a route out.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp.typedefs import Handler
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from bridge import __version__
 from bridge.api.schemas import Problem
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 ERROR_TITLES = {
     400: "Bad query or body",

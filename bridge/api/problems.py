@@ -14,7 +14,7 @@ CONTENT_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
 
 
-class Problem(Exception):
+class ProblemError(Exception):
     """An error answer: raise it from a handler and the middleware renders it."""
 
     def __init__(
@@ -56,7 +56,7 @@ async def problems_middleware(request: web.Request, handler: Any) -> web.StreamR
     try:
         response: web.StreamResponse = await handler(request)
         return response
-    except Problem as problem:
+    except ProblemError as problem:
         response = problem_response(problem.status, problem.detail, problem.title, **problem.extra)
         response.headers.update(problem.headers)
         return response

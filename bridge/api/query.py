@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bridge.api.problems import Problem
+from bridge.api.problems import ProblemError
 from bridge.service import Bridge
 
 BRIDGE: web.AppKey[Bridge] = web.AppKey("bridge", Bridge)
@@ -20,21 +20,23 @@ def bridge_of(request: web.Request) -> Bridge:
 
 def known_device(bridge: Bridge, device_id: str) -> None:
     if device_id not in bridge.devices:
-        raise Problem(404, f"no device {device_id!r} (devices: {', '.join(bridge.devices)})")
+        raise ProblemError(404, f"no device {device_id!r} (devices: {', '.join(bridge.devices)})")
 
 
 def known_point(bridge: Bridge, device_id: str, point_id: str) -> None:
     known_device(bridge, device_id)
     if not bridge.store.has(device_id, point_id):
         points = ", ".join(p.id for p in bridge.devices[device_id].config.points)
-        raise Problem(404, f"device {device_id!r} has no point {point_id!r} (points: {points})")
+        raise ProblemError(
+            404, f"device {device_id!r} has no point {point_id!r} (points: {points})"
+        )
 
 
 def only_query(request: web.Request, allowed: set[str] | frozenset[str]) -> None:
     """A 400 problem for any query parameter the route does not take."""
     unknown = set(request.query) - allowed
     if unknown:
-        raise Problem(400, f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+        raise ProblemError(400, f"unknown query parameter(s): {', '.join(sorted(unknown))}")
 
 
 def filters(
@@ -62,7 +64,7 @@ def filters(
         scope = devices or list(bridge.devices)
         matches = [f"{d}/{name}" for d in scope if bridge.store.has(d, name)]
         if not matches:
-            raise Problem(404, f"no point {name!r} on {', '.join(scope)}")
+            raise ProblemError(404, f"no point {name!r} on {', '.join(scope)}")
         points.extend(matches)
     if narrowed:
         # A bare point id narrows the named devices to that point; it does not add to them.

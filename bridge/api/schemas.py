@@ -1,6 +1,6 @@
 """The API's bodies as pydantic models: /openapi.json shows them, most handlers build them.
 
-Readings have one serialiser, ``Reading.to_json``: the stream and the reading routes
+Readings have one serialiser, ``PublishedReading.to_json``: the stream and the reading routes
 encode its dicts directly, because they are the hot path; :class:`ReadingOut` documents
 that shape (the OpenAPI tests check every answer against it).
 """
@@ -131,7 +131,8 @@ class ReadyOut(Model):
 
 
 class Problem(BaseModel):
-    """An error (RFC 9457 problem details), served as application/problem+json."""
+    """An error document (RFC 9457 problem details), served as application/problem+json;
+    a handler raises :class:`bridge.api.problems.ProblemError` to answer one."""
 
     model_config = ConfigDict(extra="allow")
 

@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 
 from bridge import wire
 from bridge.api.auth import check_origin
-from bridge.api.problems import Problem
+from bridge.api.problems import ProblemError
 from bridge.api.query import BRIDGE, filters
 from bridge.hub import Closing, Subscriber
 
@@ -64,7 +64,9 @@ def _since(request: web.Request) -> int | None:
     if text is None:
         return None
     if not (text.isascii() and text.isdigit()):
-        raise Problem(400, f"since={text!r} must be the seq of the last reading seen (0 or more)")
+        raise ProblemError(
+            400, f"since={text!r} must be the seq of the last reading seen (0 or more)"
+        )
     return int(text)
 
 
@@ -77,10 +79,12 @@ async def handler(request: web.Request) -> web.StreamResponse:
         heartbeat=30.0, max_msg_size=MAX_CLIENT_MESSAGE, compress=bridge.settings.stream_compress
     )
     if not ws.can_prepare(request).ok:
-        raise Problem(400, "this route is a WebSocket: connect with an Upgrade: websocket request")
+        raise ProblemError(
+            400, "this route is a WebSocket: connect with an Upgrade: websocket request"
+        )
     check_origin(request, bridge.settings.cors_origin_list)
     if len(bridge.hub.subscribers) >= bridge.settings.max_subscribers:
-        raise Problem(
+        raise ProblemError(
             503,
             f"too many stream clients ({bridge.settings.max_subscribers}); try again later",
             headers={"Retry-After": "5"},

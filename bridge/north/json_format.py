@@ -18,7 +18,7 @@ import aiomqtt
 
 from bridge.north.outbox import Message
 from bridge.north.writes import write_from_mqtt
-from bridge.readings import Reading
+from bridge.readings import PublishedReading
 from bridge.wire import encode
 
 if TYPE_CHECKING:
@@ -78,13 +78,13 @@ class JsonFormat:
 
     def state_payload(self, item: Any) -> bytes:
         """A point's retained latest reading, or a device's retained status frame."""
-        if isinstance(item, Reading):
+        if isinstance(item, PublishedReading):
             return encode({**item.to_json(), "boot": self.boot})
         return encode(item)
 
     # -- the producer side ------------------------------------------------------------
 
-    def published(self, link: Link, device: str, readings: Sequence[Reading]) -> None:
+    def published(self, link: Link, device: str, readings: Sequence[PublishedReading]) -> None:
         """Readings were published: their points' retained latest readings follow."""
         for reading in readings:
             link.put_retained(self.point_topic(device, reading.point), reading)
@@ -105,7 +105,9 @@ class JsonFormat:
         """The subscription for writes: ``<prefix>/<device>/<point>/set``."""
         return f"{self.prefix}/+/+/set"
 
-    def readings_message(self, device: str, readings: Sequence[Reading]) -> tuple[str, bytes]:
+    def readings_message(
+        self, device: str, readings: Sequence[PublishedReading]
+    ) -> tuple[str, bytes]:
         """One device poll's readings frame, for the outbox."""
         frame = {
             "type": "readings",

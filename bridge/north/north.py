@@ -14,7 +14,7 @@ from bridge.north.json_format import JsonFormat
 from bridge.north.link import Link
 from bridge.north.outbox import Outbox
 from bridge.north.settings import MqttSettings
-from bridge.readings import Reading
+from bridge.readings import PublishedReading
 
 if TYPE_CHECKING:
     from bridge.service import Bridge
@@ -45,7 +45,7 @@ class North:
         await self.link.stop()
         await self.outbox.close()
 
-    def readings(self, device: str, readings: Sequence[Reading]) -> None:
+    def readings(self, device: str, readings: Sequence[PublishedReading]) -> None:
         """One device poll's published readings (in seq order): into the outbox."""
         if not readings:
             return
