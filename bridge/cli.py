@@ -1,4 +1,4 @@
-"""The ``device-bridge`` command: run, demo, check, simulate (contract §2).
+"""The ``device-bridge`` command: run, demo, check, simulate (README, "The command line").
 
 Exit status: 0 success, 2 bad configuration or arguments (every problem named with its
 place), 1 anything else. SIGINT and SIGTERM stop cleanly with 0.

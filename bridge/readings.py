@@ -42,7 +42,7 @@ class PublishedReading(NamedTuple):
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The contract's JSON shape of a reading."""
+        """The JSON shape of a reading (README, "The API")."""
         body: dict[str, Any] = {
             "device": self.device,
             "point": self.point,

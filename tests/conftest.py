@@ -33,7 +33,7 @@ async def eventually(
 
 
 def boiler_state() -> ModbusDeviceState:
-    """A unit holding the contract's boiler example values."""
+    """A unit holding the demo boiler's example values (README, "The API")."""
     state = ModbusDeviceState("boiler")
     state.set_value("holding", 0, "float32", 21.5)
     state.set_value("input", 10, "int16", 152)

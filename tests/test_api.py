@@ -1,4 +1,4 @@
-"""The HTTP API of contract §6, against a live bridge polling a real Modbus TCP simulator."""
+"""The HTTP API (README, "The API"), against a live bridge polling a real Modbus TCP simulator."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ``device-bridge`` command as a user runs it (contract §2): real processes, signals
+"""The ``device-bridge`` command as a user runs it (README, "The command line"): real processes, signals
 and sockets on 127.0.0.1, no mocks.
 
 Every wait has a deadline: a child's stdout is read by a thread, so the test waits for

@@ -12,7 +12,7 @@ import pytest
 from bridge.config import ConfigError, load_config, parse_config
 from drivers.modbus.config import ModbusPoint, parse_register_notation
 
-CONTRACT_EXAMPLE = """\
+DEVICE_FILE_EXAMPLE = """\
 server: {port: 5001}
 devices:
   - id: boiler
@@ -49,10 +49,10 @@ def problems_of(tmp_path: Path, text: str) -> list[str]:
     return caught.value.problems
 
 
-def test_contract_example_is_accepted_and_devices_on_one_endpoint_share_a_link(
+def test_the_device_file_example_is_accepted_and_devices_on_one_endpoint_share_a_link(
     tmp_path: Path,
 ) -> None:
-    config = load_config(write(tmp_path, CONTRACT_EXAMPLE))
+    config = load_config(write(tmp_path, DEVICE_FILE_EXAMPLE))
     assert [d.id for d in config.devices] == ["boiler", "chiller"]
     assert config.settings.port == 5001
     assert len(config.links) == 1
@@ -161,7 +161,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_check_prints_the_plan(tmp_path: Path) -> None:
-    result = run_cli("check", "-c", str(write(tmp_path, CONTRACT_EXAMPLE)))
+    result = run_cli("check", "-c", str(write(tmp_path, DEVICE_FILE_EXAMPLE)))
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "2 device(s) on 1 link(s)" in out
@@ -176,7 +176,7 @@ def test_check_prints_the_plan(tmp_path: Path) -> None:
 
 
 def test_bad_file_exits_2_naming_the_place_without_traceback(tmp_path: Path) -> None:
-    path = write(tmp_path, CONTRACT_EXAMPLE.replace("type: int16, scale: 0.01", "type: int17"))
+    path = write(tmp_path, DEVICE_FILE_EXAMPLE.replace("type: int16, scale: 0.01", "type: int17"))
     for command in ("check", "run"):
         result = run_cli(command, "-c", str(path))
         assert result.returncode == 2

@@ -1,4 +1,4 @@
-"""The distribution as users get it (contract §1): a wheel, installed with pip into a fresh
+"""The distribution as users get it (README, "Running in a container"): a wheel, installed with pip into a fresh
 virtual environment, runs the demo with nothing from the checkout.
 
 There is no Docker engine here, so this stands in for the image: the wheel is built from

@@ -1,4 +1,4 @@
-"""Drivers are found through the entry-point group ``device_bridge.drivers`` (contract §1).
+"""Drivers are found through the entry-point group ``device_bridge.drivers`` (README, "Adding a driver").
 
 A driver shipped by another distribution is picked up exactly like the built-in one: a
 module and a ``*.dist-info`` folder, as pip leaves an installed package, on the path,

@@ -112,7 +112,7 @@ async def test_query_mode_reads_every_parse_kind(start: Start, fmt: str) -> None
         assert (await link.read(device))["weight"] == -7.5
         sim.stable = False
         if fmt == "sics":
-            # "S D" is a dynamic (unsettled) weight: the contract's regex takes stable ones only
+            # "S D" is a dynamic (unsettled) weight: the demo's regex takes stable ones only
             with pytest.raises(DeviceError, match="garbage"):
                 await link.read(device)
         else:

@@ -25,7 +25,7 @@ def point(**given: Any) -> SerialLinePoint:
 @pytest.mark.parametrize(
     ("parse", "line", "record"),
     [
-        # the contract's SICS example
+        # the demo's SICS example (bridge/demo/devices.yaml)
         ({"regex": SICS}, "S S     123.45 g", {"weight": "123.45"}),
         ({"regex": SICS}, "S S    -0.5 g\r", {"weight": "-0.5"}),
         ({"regex": SICS}, "S D     123.45 g", None),  # dynamic (unstable) weight

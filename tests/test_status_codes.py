@@ -1,4 +1,4 @@
-"""Every status code of contract §6, each a problem+json, against live simulators; then
+"""Every status code the README's "The API" documents, each a problem+json, against live simulators; then
 CORS and the start-up warning about an exposed, unguarded bridge."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The WebSocket stream of contract §7, against a live bridge polling a real Modbus simulator."""
+"""The WebSocket stream (README, "The WebSocket stream"), against a live bridge polling a real Modbus simulator."""
 
 from __future__ import annotations
 

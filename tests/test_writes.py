@@ -1,4 +1,4 @@
-"""Writes (contract §6, issue 4): a live bridge writing to a real Modbus TCP simulator and a
+"""Writes (README, "Writes"): a live bridge writing to a real Modbus TCP simulator and a
 line instrument on a pty, reading back what it wrote, under the write token's rules."""
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""The HTTP and WebSocket API of contract §6-7, on aiohttp."""
+"""The HTTP and WebSocket API (README, "The API"), on aiohttp."""

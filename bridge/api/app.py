@@ -1,4 +1,4 @@
-"""The aiohttp application: routes of contract §6 over a running :class:`Bridge`."""
+"""The aiohttp application: the routes of README's "The API" over a running :class:`Bridge`."""
 
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ class ReadingOut(Model):
 
     @model_serializer(mode="wrap")
     def _without_empty_error(self, serialize: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # The contract's reading carries ``error`` only when there is one.
+        # A reading carries ``error`` only when there is one (README, "The API").
         data: dict[str, Any] = serialize(self)
         if data.get("error") is None:
             data.pop("error", None)
