@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import logging
 import signal
@@ -98,6 +99,11 @@ async def serve_until_stopped(config: BridgeConfig, extra: Sequence[str] = ()) -
     stop = asyncio.Event()
     remove = stop_on_signals(stop)
     server = await start_server(config)
+    # What startup made (configuration, models, libraries, the history's columns) lives as
+    # long as the process: moved out of the collector's sight, its full collections no
+    # longer walk it again and again.
+    gc.collect()
+    gc.freeze()
     try:
         ws_url = server.url.replace("http", "ws", 1)
         print(f"device-bridge {__version__}: {len(config.devices)} device(s)", flush=True)

@@ -143,6 +143,11 @@ class RawReply(ModbusPDU):
     def encode(self) -> bytes:
         return self.pdu[1:]
 
+    def __str__(self) -> str:
+        # pymodbus' decoder formats every reply for a debug line, log level or not
+        # (pymodbus/pdu/decoders.py, ``str(pdu)``): nothing to build here.
+        return type(self).__name__
+
 
 RAW_REPLIES: tuple[type[RawReply], ...] = tuple(
     type(f"RawReply{code}", (RawReply,), {"function_code": code})

@@ -1,0 +1,87 @@
+"""Change → subscriber latency of the bridge, p50/p99, with 1 and with 1000 subscribers.
+
+The farm's device ``d0`` holds in registers 0-2 the time (ms) at which its values last
+changed, every ``--change-ms``; the bridge polls it every ``--interval-ms``; subscribers
+in several processes of their own (so that the clients are not what is measured) take
+the time each frame arrives. Latency includes the wait for the next poll, so its floor
+is about the interval. Also printed: whether the poll rate held, and the bridge's CPU.
+
+    flock /work/locks/suite .venv/bin/python bench/latency.py --subscribers 1 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import peers
+
+FARM_PORT, BRIDGE_PORT = 5950, 5993
+
+
+def polls(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/devices/d0") as answer:
+        return int(json.load(answer)["stats"]["polls"])
+
+
+def run(count: int, processes: int, args: argparse.Namespace, bridge: subprocess.Popen[bytes]) -> None:
+    url = f"ws://127.0.0.1:{BRIDGE_PORT}/api/v1/stream"
+    spread = min(processes, count)
+    t0 = time.time() + args.warmup
+    t1 = t0 + args.seconds
+    clients = [
+        subprocess.Popen(
+            [sys.executable, str(peers.BENCH / "subscribers.py"), url, "--clock",
+             "--clients", str(count // spread + (i < count % spread)),
+             "--start", str(t0), "--stop", str(t1)], stdout=subprocess.PIPE,
+        )  # fmt: skip
+        for i in range(spread)
+    ]
+    time.sleep(max(0.0, t0 - time.time()))
+    polls0, cpu0 = polls(BRIDGE_PORT), peers.cpu_seconds(bridge.pid)
+    time.sleep(max(0.0, t1 - time.time()))
+    polls1, cpu1 = polls(BRIDGE_PORT), peers.cpu_seconds(bridge.pid)
+    latencies = sorted(x for c in clients for x in json.loads(c.communicate()[0])["latencies"])
+    expected_frames = count * args.seconds * 1000 / args.interval_ms
+    held = (polls1 - polls0) / (args.seconds * 1000 / args.interval_ms)
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[int(len(latencies) * 0.99)] * 1000
+    print(f"| {count} | {p50:.1f} ms | {p99:.1f} ms | {latencies[-1] * 1000:.1f} ms | "
+          f"{len(latencies) / expected_frames:.1%} | {held:.1%} | "
+          f"{(cpu1 - cpu0) / args.seconds:.1%} |", flush=True)  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 1000])
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--registers", type=int, default=10)
+    parser.add_argument("--interval-ms", type=int, default=100)
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    args = parser.parse_args()
+    farm = peers.start_farm(1, args.registers, FARM_PORT, clock=True)
+    with tempfile.TemporaryDirectory() as folder:
+        config = peers.bridge_file(Path(folder), 1, args.registers, args.interval_ms / 1000, FARM_PORT)
+        bridge = peers.start_bridge(Path(folder), config, BRIDGE_PORT, 1000)
+        try:
+            print(f"1 device × {args.registers} registers every {args.interval_ms} ms, "
+                  f"values changing every 10 ms; subscribers over {args.processes} processes")  # fmt: skip
+            print("| subscribers | p50 | p99 | max | frames received | poll rate held | bridge CPU |")
+            print("|---:|---:|---:|---:|---:|---:|---:|")
+            for count in args.subscribers:
+                run(count, args.processes, args, bridge)
+        finally:
+            peers.stop(bridge)
+            peers.stop(farm)
+
+
+if __name__ == "__main__":
+    main()
