@@ -31,17 +31,29 @@ def polls(port: int) -> int:
         return int(json.load(answer)["stats"]["polls"])
 
 
-def run(count: int, processes: int, args: argparse.Namespace, bridge: subprocess.Popen[bytes]) -> None:
+def run(
+    count: int, processes: int, args: argparse.Namespace, bridge: subprocess.Popen[bytes]
+) -> None:
     url = f"ws://127.0.0.1:{BRIDGE_PORT}/api/v1/stream"
     spread = min(processes, count)
     t0 = time.time() + args.warmup
     t1 = t0 + args.seconds
     clients = [
         subprocess.Popen(
-            [sys.executable, str(peers.BENCH / "subscribers.py"), url, "--clock",
-             "--clients", str(count // spread + (i < count % spread)),
-             "--start", str(t0), "--stop", str(t1)], stdout=subprocess.PIPE,
-        )  # fmt: skip
+            [
+                sys.executable,
+                str(peers.BENCH / "subscribers.py"),
+                url,
+                "--clock",
+                "--clients",
+                str(count // spread + (i < count % spread)),
+                "--start",
+                str(t0),
+                "--stop",
+                str(t1),
+            ],
+            stdout=subprocess.PIPE,
+        )
         for i in range(spread)
     ]
     time.sleep(max(0.0, t0 - time.time()))
@@ -53,9 +65,12 @@ def run(count: int, processes: int, args: argparse.Namespace, bridge: subprocess
     held = (polls1 - polls0) / (args.seconds * 1000 / args.interval_ms)
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[int(len(latencies) * 0.99)] * 1000
-    print(f"| {count} | {p50:.1f} ms | {p99:.1f} ms | {latencies[-1] * 1000:.1f} ms | "
-          f"{len(latencies) / expected_frames:.1%} | {held:.1%} | "
-          f"{(cpu1 - cpu0) / args.seconds:.1%} |", flush=True)  # fmt: skip
+    print(
+        f"| {count} | {p50:.1f} ms | {p99:.1f} ms | {latencies[-1] * 1000:.1f} ms | "
+        f"{len(latencies) / expected_frames:.1%} | {held:.1%} | "
+        f"{(cpu1 - cpu0) / args.seconds:.1%} |",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -69,12 +84,16 @@ def main() -> None:
     args = parser.parse_args()
     farm = peers.start_farm(1, args.registers, FARM_PORT, clock=True)
     with tempfile.TemporaryDirectory() as folder:
-        config = peers.bridge_file(Path(folder), 1, args.registers, args.interval_ms / 1000, FARM_PORT)
+        config = peers.bridge_file(
+            Path(folder), 1, args.registers, args.interval_ms / 1000, FARM_PORT
+        )
         bridge = peers.start_bridge(Path(folder), config, BRIDGE_PORT, 1000)
         try:
-            print(f"1 device × {args.registers} registers every {args.interval_ms} ms, "
-                  f"values changing every 10 ms; subscribers over {args.processes} processes")  # fmt: skip
-            print("| subscribers | p50 | p99 | max | frames received | poll rate held | bridge CPU |")
+            print(
+                f"1 device × {args.registers} registers every {args.interval_ms} ms, "
+                f"values changing every 10 ms; subscribers over {args.processes} processes"
+            )
+            print("| subscribers | p50 | p99 | max | frames | poll rate held | bridge CPU |")
             print("|---:|---:|---:|---:|---:|---:|---:|")
             for count in args.subscribers:
                 run(count, args.processes, args, bridge)

@@ -33,9 +33,15 @@ def child(history: int, kind: str) -> None:
 
     devices = [
         ModbusTcpDevice.model_validate(
-            {"id": f"d{d}", "driver": "modbus-tcp", "connection": {"host": "h"},
-             "points": [{"id": f"p{i}", "table": "holding", "address": i} for i in range(POINTS)]}
-        )  # fmt: skip
+            {
+                "id": f"d{d}",
+                "driver": "modbus-tcp",
+                "connection": {"host": "h"},
+                "points": [
+                    {"id": f"p{i}", "table": "holding", "address": i} for i in range(POINTS)
+                ],
+            }
+        )
         for d in range(DEVICES)
     ]
     store = Store(devices, history)
@@ -55,8 +61,10 @@ def child(history: int, kind: str) -> None:
 def measure(history: int, kind: str) -> int:
     out = subprocess.run(
         [sys.executable, __file__, "--child", str(history), "--kind", kind],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return int(out.stdout)
 
 

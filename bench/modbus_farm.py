@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import struct
 import time
 
@@ -74,10 +75,8 @@ def main() -> None:
     parser.add_argument("--change-ms", type=int, default=10)
     args = parser.parse_args()
     clock = args.change_ms if args.clock else None
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.devices, args.registers, args.port, clock))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -50,30 +50,55 @@ def wait_http(url: str, within: float = 30.0) -> None:
             time.sleep(0.2)
 
 
-def start_farm(devices: int, registers: int, port: int, clock: bool = False) -> subprocess.Popen[bytes]:
-    args = [sys.executable, str(BENCH / "modbus_farm.py"), "--devices", str(devices),
-            "--registers", str(registers), "--port", str(port)]  # fmt: skip
+def start_farm(
+    devices: int, registers: int, port: int, clock: bool = False
+) -> subprocess.Popen[bytes]:
+    args = [
+        sys.executable,
+        str(BENCH / "modbus_farm.py"),
+        "--devices",
+        str(devices),
+        "--registers",
+        str(registers),
+        "--port",
+        str(port),
+    ]
     farm = subprocess.Popen([*args, "--clock"] if clock else args, stdout=subprocess.PIPE)
     assert farm.stdout is not None
     farm.stdout.readline()  # "farm: ..." once every port listens
     return farm
 
 
-def bridge_file(folder: Path, devices: int, registers: int, interval: float, farm_port: int) -> Path:
+def bridge_file(
+    folder: Path, devices: int, registers: int, interval: float, farm_port: int
+) -> Path:
     lines = ["devices:"]
     for d in range(devices):
-        lines += [f"  - id: d{d}", "    driver: modbus-tcp",
-                  f"    connection: {{host: 127.0.0.1, port: {farm_port + d}}}",
-                  f"    interval: {interval}", "    timeout: 1.0", "    points:"]  # fmt: skip
-        lines += [f"      - {{id: p{i}, table: holding, address: {i}, type: uint16}}" for i in range(registers)]
+        lines += [
+            f"  - id: d{d}",
+            "    driver: modbus-tcp",
+            f"    connection: {{host: 127.0.0.1, port: {farm_port + d}}}",
+            f"    interval: {interval}",
+            "    timeout: 1.0",
+            "    points:",
+        ]
+        lines += [
+            f"      - {{id: p{i}, table: holding, address: {i}, type: uint16}}"
+            for i in range(registers)
+        ]
     path = folder / "devices.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def start_bridge(folder: Path, config: Path, port: int, history: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "BRIDGE_PORT": str(port), "BRIDGE_HISTORY": str(history),
-           "BRIDGE_LOG_LEVEL": "WARNING", "BRIDGE_MAX_SUBSCRIBERS": "5000"}  # fmt: skip
+    env = {
+        **os.environ,
+        "BRIDGE_PORT": str(port),
+        "BRIDGE_HISTORY": str(history),
+        "BRIDGE_LOG_LEVEL": "WARNING",
+        "BRIDGE_MAX_SUBSCRIBERS": "5000",
+    }
     bridge = subprocess.Popen(
         [sys.executable, "-m", "bridge", "run", "-c", str(config)], env=env, cwd=folder
     )
@@ -88,8 +113,12 @@ def install_node_red() -> Path:
         NODE_RED.mkdir(parents=True, exist_ok=True)
         (NODE_RED / "package.json").write_text('{"name": "bench-node-red", "private": true}')
         print(f"installing {' and '.join(PACKAGES)} into {NODE_RED} ...", flush=True)
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", *PACKAGES], cwd=NODE_RED,
-                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", *PACKAGES],
+            cwd=NODE_RED,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return red
 
 
@@ -109,54 +138,125 @@ return msg;
 """
 
 
-def node_red_flow(devices: int, registers: int, interval_ms: int, farm_port: int) -> list[dict[str, object]]:
+#: the HTTP side of the job: the latest readings of a device
+LATEST = "msg.payload = (flow.get('latest') || {})[msg.req.params.device] || null; return msg;"
+
+
+def node_red_flow(
+    devices: int, registers: int, interval_ms: int, farm_port: int
+) -> list[dict[str, object]]:
     flow: list[dict[str, object]] = [
         {"id": "tab", "type": "tab", "label": "bench"},
         {"id": "job", "type": "function", "z": "tab", "func": JOB, "outputs": 1, "wires": [["ws"]]},
         {"id": "wsl", "type": "websocket-listener", "path": "/ws/stream", "wholemsg": "false"},
-        {"id": "ws", "type": "websocket out", "z": "tab", "server": "wsl", "client": "", "wires": []},
-        {"id": "hin", "type": "http in", "z": "tab", "url": "/latest/:device", "method": "get",
-         "wires": [["hget"]]},
-        {"id": "hget", "type": "function", "z": "tab", "outputs": 1, "wires": [["hout"]],
-         "func": "msg.payload = (flow.get('latest') || {})[msg.req.params.device] || null; return msg;"},
-        {"id": "hout", "type": "http response", "z": "tab", "statusCode": "", "headers": {}, "wires": []},
-    ]  # fmt: skip
+        {
+            "id": "ws",
+            "type": "websocket out",
+            "z": "tab",
+            "server": "wsl",
+            "client": "",
+            "wires": [],
+        },
+        {
+            "id": "hin",
+            "type": "http in",
+            "z": "tab",
+            "url": "/latest/:device",
+            "method": "get",
+            "wires": [["hget"]],
+        },
+        {
+            "id": "hget",
+            "type": "function",
+            "z": "tab",
+            "outputs": 1,
+            "wires": [["hout"]],
+            "func": LATEST,
+        },
+        {
+            "id": "hout",
+            "type": "http response",
+            "z": "tab",
+            "statusCode": "",
+            "headers": {},
+            "wires": [],
+        },
+    ]
     for d in range(devices):
-        flow.append({
-            "id": f"c{d}", "type": "modbus-client", "name": "", "clienttype": "tcp",
-            "bufferCommands": True, "stateLogEnabled": False, "queueLogEnabled": False,
-            "failureLogEnabled": False, "tcpHost": "127.0.0.1", "tcpPort": str(farm_port + d),
-            "tcpType": "DEFAULT", "serialPort": "/dev/ttyUSB", "serialType": "RTU-BUFFERD",
-            "serialBaudrate": "9600", "serialDatabits": "8", "serialStopbits": "1",
-            "serialParity": "none", "serialConnectionDelay": "100",
-            "serialAsciiResponseStartDelimiter": "0x3A", "unit_id": "1", "commandDelay": "1",
-            "clientTimeout": "1000", "reconnectOnTimeout": True, "reconnectTimeout": "2000",
-            "parallelUnitIdsAllowed": True,
-        })  # fmt: skip
-        flow.append({
-            "id": f"r{d}", "type": "modbus-read", "z": "tab", "name": "", "topic": f"d{d}",
-            "showStatusActivities": False, "logIOActivities": False, "showErrors": False,
-            "unitid": "", "dataType": "HoldingRegister", "adr": "0", "quantity": str(registers),
-            "rate": str(interval_ms), "rateUnit": "ms", "delayOnStart": False,
-            "startDelayTime": "", "server": f"c{d}", "useIOFile": False, "ioFile": "",
-            "useIOForPayload": False, "emptyMsgOnFail": False, "wires": [["job"], []],
-        })  # fmt: skip
+        flow.append(
+            {
+                "id": f"c{d}",
+                "type": "modbus-client",
+                "name": "",
+                "clienttype": "tcp",
+                "bufferCommands": True,
+                "stateLogEnabled": False,
+                "queueLogEnabled": False,
+                "failureLogEnabled": False,
+                "tcpHost": "127.0.0.1",
+                "tcpPort": str(farm_port + d),
+                "tcpType": "DEFAULT",
+                "serialPort": "/dev/ttyUSB",
+                "serialType": "RTU-BUFFERD",
+                "serialBaudrate": "9600",
+                "serialDatabits": "8",
+                "serialStopbits": "1",
+                "serialParity": "none",
+                "serialConnectionDelay": "100",
+                "serialAsciiResponseStartDelimiter": "0x3A",
+                "unit_id": "1",
+                "commandDelay": "1",
+                "clientTimeout": "1000",
+                "reconnectOnTimeout": True,
+                "reconnectTimeout": "2000",
+                "parallelUnitIdsAllowed": True,
+            }
+        )
+        flow.append(
+            {
+                "id": f"r{d}",
+                "type": "modbus-read",
+                "z": "tab",
+                "name": "",
+                "topic": f"d{d}",
+                "showStatusActivities": False,
+                "logIOActivities": False,
+                "showErrors": False,
+                "unitid": "",
+                "dataType": "HoldingRegister",
+                "adr": "0",
+                "quantity": str(registers),
+                "rate": str(interval_ms),
+                "rateUnit": "ms",
+                "delayOnStart": False,
+                "startDelayTime": "",
+                "server": f"c{d}",
+                "useIOFile": False,
+                "ioFile": "",
+                "useIOForPayload": False,
+                "emptyMsgOnFail": False,
+                "wires": [["job"], []],
+            }
+        )
     return flow
 
 
-def start_node_red(folder: Path, flow: list[dict[str, object]], port: int) -> subprocess.Popen[bytes]:
+def start_node_red(
+    folder: Path, flow: list[dict[str, object]], port: int
+) -> subprocess.Popen[bytes]:
     red = install_node_red()
     user = Path(tempfile.mkdtemp(prefix="node-red-", dir=folder))
     (user / "flows.json").write_text(json.dumps(flow))
     (user / "settings.js").write_text(
-        "module.exports = {uiPort: %d, uiHost: '127.0.0.1', flowFile: 'flows.json',"
+        f"module.exports = {{uiPort: {port}, uiHost: '127.0.0.1', flowFile: 'flows.json',"
         " credentialSecret: false, logging: {console: {level: 'warn'}},"
-        " editorTheme: {projects: {enabled: false}}};\n" % port
+        " editorTheme: {projects: {enabled: false}}};\n"
     )
     node = subprocess.Popen(
         ["node", str(red), "--userDir", str(user), "--settings", str(user / "settings.js")],
-        cwd=NODE_RED, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+        cwd=NODE_RED,
+        stdout=subprocess.DEVNULL,
+    )
     wait_http(f"http://127.0.0.1:{port}/latest/d0", within=60)
     return node
 

@@ -40,8 +40,10 @@ def serve_bare(port: int, body: str) -> None:
 def wrk(port: int, seconds: float) -> float:
     out = subprocess.run(
         ["wrk", "-t1", "-c20", f"-d{seconds}s", f"http://127.0.0.1:{port}{PATH}"],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     assert match, out
     return float(match.group(1))

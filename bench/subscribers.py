@@ -29,9 +29,10 @@ class Counts:
 
 
 async def client(url: str, start: float, stop: float, clock: bool, counts: Counts) -> None:
-    async with aiohttp.ClientSession() as session, session.ws_connect(
-        url, max_msg_size=0, autoping=True
-    ) as ws:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(url, max_msg_size=0, autoping=True) as ws,
+    ):
         async for message in ws:
             now = time.time()
             if now >= stop:
@@ -60,8 +61,11 @@ async def run(args: argparse.Namespace) -> None:
     await asyncio.wait(tasks, timeout=max(0.0, args.stop - time.time()) + 5)
     for task in tasks:
         task.cancel()
-    print(json.dumps({"readings": counts.readings, "frames": counts.frames,
-                      "latencies": counts.latencies}))  # fmt: skip
+    print(
+        json.dumps(
+            {"readings": counts.readings, "frames": counts.frames, "latencies": counts.latencies}
+        )
+    )
 
 
 def main() -> None:

@@ -61,16 +61,30 @@ class Phase:
     rss_mb: float
 
 
-def measure(peer: str, start: Callable[[], subprocess.Popen[bytes]], url: str, load: Load,
-            warmup: float, seconds: float) -> Phase:  # fmt: skip
+def measure(
+    peer: str,
+    start: Callable[[], subprocess.Popen[bytes]],
+    url: str,
+    load: Load,
+    warmup: float,
+    seconds: float,
+) -> Phase:
     process = start()
     try:
         t0 = time.time() + warmup
         t1 = t0 + seconds
         subscriber = subprocess.Popen(
-            [sys.executable, str(peers.BENCH / "subscribers.py"), url,
-             "--start", str(t0), "--stop", str(t1)], stdout=subprocess.PIPE,
-        )  # fmt: skip
+            [
+                sys.executable,
+                str(peers.BENCH / "subscribers.py"),
+                url,
+                "--start",
+                str(t0),
+                "--stop",
+                str(t1),
+            ],
+            stdout=subprocess.PIPE,
+        )
         time.sleep(max(0.0, t0 - time.time()))
         cpu0 = peers.cpu_seconds(process.pid)
         time.sleep(max(0.0, t1 - time.time()))
@@ -82,29 +96,39 @@ def measure(peer: str, start: Callable[[], subprocess.Popen[bytes]], url: str, l
         peers.stop(process)
     points = counts["readings"]
     expected = load.points_per_second * seconds
-    return Phase(peer, (cpu1 - cpu0) / max(points, 1) * 1e6, points / seconds,
-                 points / expected, rss / 2**20)  # fmt: skip
+    return Phase(
+        peer, (cpu1 - cpu0) / max(points, 1) * 1e6, points / seconds, points / expected, rss / 2**20
+    )
 
 
 def run_load(load: Load, names: list[str], args: argparse.Namespace, folder: Path) -> list[Phase]:
     farm = peers.start_farm(load.devices, load.registers, FARM_PORT)
-    config = peers.bridge_file(folder, load.devices, load.registers, load.interval_ms / 1000, FARM_PORT)
+    config = peers.bridge_file(
+        folder, load.devices, load.registers, load.interval_ms / 1000, FARM_PORT
+    )
     flow = peers.node_red_flow(load.devices, load.registers, load.interval_ms, FARM_PORT)
     starters = {
-        "device-bridge": (lambda: peers.start_bridge(folder, config, BRIDGE_PORT, args.history),
-                          f"ws://127.0.0.1:{BRIDGE_PORT}/api/v1/stream"),
-        "Node-RED": (lambda: peers.start_node_red(folder, flow, NODE_RED_PORT),
-                     f"ws://127.0.0.1:{NODE_RED_PORT}/ws/stream"),
-    }  # fmt: skip
+        "device-bridge": (
+            lambda: peers.start_bridge(folder, config, BRIDGE_PORT, args.history),
+            f"ws://127.0.0.1:{BRIDGE_PORT}/api/v1/stream",
+        ),
+        "Node-RED": (
+            lambda: peers.start_node_red(folder, flow, NODE_RED_PORT),
+            f"ws://127.0.0.1:{NODE_RED_PORT}/ws/stream",
+        ),
+    }
     phases = []
     try:
         for n in range(args.phases):
             for name in names:
                 start, url = starters[name]
                 phase = measure(name, start, url, load, args.warmup, args.seconds)
-                print(f"  phase {n + 1} {name}: {phase.cpu_per_point_us:.2f} µs/point, "
-                      f"{phase.points_per_second:,.0f} points/s ({phase.delivered:.1%}), "
-                      f"{phase.rss_mb:.0f} MB", flush=True)  # fmt: skip
+                print(
+                    f"  phase {n + 1} {name}: {phase.cpu_per_point_us:.2f} µs/point, "
+                    f"{phase.points_per_second:,.0f} points/s ({phase.delivered:.1%}), "
+                    f"{phase.rss_mb:.0f} MB",
+                    flush=True,
+                )
                 phases.append(phase)
     finally:
         peers.stop(farm)
@@ -120,8 +144,10 @@ def table(load: Load, phases: list[Phase], names: list[str]) -> None:
         mine = [p for p in phases if p.peer == name]
         cpu = statistics.median(p.cpu_per_point_us for p in mine)
         medians[name] = (cpu, max(p.rss_mb for p in mine))
-        print(f"| {name} | {cpu:.2f} µs | {statistics.median(p.points_per_second for p in mine):,.0f}"
-              f" | {min(p.delivered for p in mine):.1%} | {medians[name][1]:.0f} MB |")  # fmt: skip
+        print(
+            f"| {name} | {cpu:.2f} µs | {statistics.median(p.points_per_second for p in mine):,.0f}"
+            f" | {min(p.delivered for p in mine):.1%} | {medians[name][1]:.0f} MB |"
+        )
     if len(names) == 2:
         (a_cpu, a_rss), (b_cpu, b_rss) = medians[names[0]], medians[names[1]]
         print(f"| ratio {names[0]} / {names[1]} | {a_cpu / b_cpu:.2f} | | | {a_rss / b_rss:.2f} |")
@@ -129,8 +155,12 @@ def table(load: Load, phases: list[Phase], names: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--load", action="append", type=Load.parse,
-                        help="DEVICESxREGISTERS@MS (repeatable; default 50x100@50)")  # fmt: skip
+    parser.add_argument(
+        "--load",
+        action="append",
+        type=Load.parse,
+        help="DEVICESxREGISTERS@MS (repeatable; default 50x100@50)",
+    )
     parser.add_argument("--peers", default="bridge,node-red")
     parser.add_argument("--phases", type=int, default=2)
     parser.add_argument("--warmup", type=float, default=8.0)
