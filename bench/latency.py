@@ -1,7 +1,8 @@
 """Change → subscriber latency of the bridge, p50/p99, with 1 and with 1000 subscribers.
 
 The farm's device ``d0`` holds in registers 0-2 the time (ms) at which its values last
-changed, every ``--change-ms``; the bridge polls it every ``--interval-ms``; subscribers
+changed, every ``--change-ms`` (130: not in step with the polls); the bridge polls it
+every ``--interval-ms``; subscribers
 in several processes of their own (so that the clients are not what is measured) take
 the time each frame arrives. Latency includes the wait for the next poll, so its floor
 is about the interval. Also printed: whether the poll rate held, and the bridge's CPU.
@@ -61,7 +62,7 @@ def run(
     time.sleep(max(0.0, t1 - time.time()))
     polls1, cpu1 = polls(BRIDGE_PORT), peers.cpu_seconds(bridge.pid)
     latencies = sorted(x for c in clients for x in json.loads(c.communicate()[0])["latencies"])
-    expected_frames = count * args.seconds * 1000 / args.interval_ms
+    expected_frames = count * args.seconds * 1000 / args.change_ms
     held = (polls1 - polls0) / (args.seconds * 1000 / args.interval_ms)
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[int(len(latencies) * 0.99)] * 1000
@@ -79,10 +80,11 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--registers", type=int, default=10)
     parser.add_argument("--interval-ms", type=int, default=100)
+    parser.add_argument("--change-ms", type=int, default=130, help="not a multiple of the interval")
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args()
-    farm = peers.start_farm(1, args.registers, FARM_PORT, clock=True)
+    farm = peers.start_farm(1, args.registers, FARM_PORT, change_ms=args.change_ms)
     with tempfile.TemporaryDirectory() as folder:
         config = peers.bridge_file(
             Path(folder), 1, args.registers, args.interval_ms / 1000, FARM_PORT
@@ -91,7 +93,8 @@ def main() -> None:
         try:
             print(
                 f"1 device × {args.registers} registers every {args.interval_ms} ms, "
-                f"values changing every 10 ms; subscribers over {args.processes} processes"
+                f"values changing every {args.change_ms} ms; "
+                f"subscribers over {args.processes} processes"
             )
             print("| subscribers | p50 | p99 | max | frames | poll rate held | bridge CPU |")
             print("|---:|---:|---:|---:|---:|---:|---:|")

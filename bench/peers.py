@@ -51,7 +51,7 @@ def wait_http(url: str, within: float = 30.0) -> None:
 
 
 def start_farm(
-    devices: int, registers: int, port: int, clock: bool = False
+    devices: int, registers: int, port: int, change_ms: int | None = None
 ) -> subprocess.Popen[bytes]:
     args = [
         sys.executable,
@@ -63,7 +63,9 @@ def start_farm(
         "--port",
         str(port),
     ]
-    farm = subprocess.Popen([*args, "--clock"] if clock else args, stdout=subprocess.PIPE)
+    if change_ms is not None:
+        args += ["--clock", "--change-ms", str(change_ms)]
+    farm = subprocess.Popen(args, stdout=subprocess.PIPE)
     assert farm.stdout is not None
     farm.stdout.readline()  # "farm: ..." once every port listens
     return farm

@@ -39,7 +39,7 @@ def serve_bare(port: int, body: str) -> None:
 
 def wrk(port: int, seconds: float) -> float:
     out = subprocess.run(
-        ["wrk", "-t1", "-c20", f"-d{seconds}s", f"http://127.0.0.1:{port}{PATH}"],
+        ["wrk", "-t1", "-c20", f"-d{round(seconds)}s", f"http://127.0.0.1:{port}{PATH}"],
         check=True,
         capture_output=True,
         text=True,
@@ -52,7 +52,7 @@ def wrk(port: int, seconds: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phases", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--serve-bare", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare is not None:

@@ -4,7 +4,7 @@ Opens ``--clients`` connections to a stream URL (the bridge's or Node-RED's: bot
 ``{"type": "readings", "readings": [...]}`` frames), counts the readings received between
 ``--start`` and ``--stop`` (Unix times) and prints one JSON line: readings, frames and,
 with ``--clock``, the latency of every frame that carries the farm's clock registers
-(device ``d0``, points ``p0``-``p2``: the time the values changed).
+(device ``d0``, points ``p0``-``p2``: the time the values changed, in ms).
 
     python bench/subscribers.py ws://127.0.0.1:5990/api/v1/stream --clients 250 \
         --start T0 --stop T1 [--clock]
@@ -33,23 +33,30 @@ async def client(url: str, start: float, stop: float, clock: bool, counts: Count
         aiohttp.ClientSession() as session,
         session.ws_connect(url, max_msg_size=0, autoping=True) as ws,
     ):
+        clock_parts: dict[str, int] = {}  # the latest of p0-p2: only changes are sent
         async for message in ws:
             now = time.time()
             if now >= stop:
                 return
-            if message.type != aiohttp.WSMsgType.TEXT or now < start:
+            if message.type != aiohttp.WSMsgType.TEXT:
                 continue
             frame = orjson.loads(message.data)
-            if frame.get("type") != "readings":
+            if frame.get("type") not in ("readings", "snapshot"):
                 continue
             readings = frame["readings"]
+            changed = False
+            if clock:
+                for r in readings:
+                    if r["device"] == "d0" and r["point"] in ("p0", "p1", "p2"):
+                        clock_parts[r["point"]] = r["value"]
+                        changed = True
+            if frame["type"] != "readings" or now < start:
+                continue
             counts.frames += 1
             counts.readings += len(readings)
-            if clock:
-                parts = {r["point"]: r["value"] for r in readings[:3] if r["device"] == "d0"}
-                if len(parts) == 3:
-                    changed = (parts["p0"] << 32 | parts["p1"] << 16 | parts["p2"]) / 1000
-                    counts.latencies.append(now - changed)
+            if changed and len(clock_parts) == 3:
+                p0, p1, p2 = clock_parts["p0"], clock_parts["p1"], clock_parts["p2"]
+                counts.latencies.append(now - (p0 << 32 | p1 << 16 | p2) / 1000)
 
 
 async def run(args: argparse.Namespace) -> None:
