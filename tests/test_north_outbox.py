@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import signal
+import sqlite3
+import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from conftest import BridgeFactory, eventually, tcp_device
 from mqtt_broker import Broker, Consumer
+from test_cli_lifecycle import Child, get
 
 from simulators.modbus import ModbusDeviceState, ModbusSimulator
 from simulators.modbus.tcp import ModbusTcpServer
@@ -100,4 +106,104 @@ async def test_a_broker_outage_loses_nothing_and_keeps_order(
         status = north.describe()
         assert status["reconnects"] == 1
         assert status["outbox"]["dropped_frames"] == 0
+    consumer.close()
+
+
+def outboxed(path: Path) -> dict[str, list[int]]:
+    """The seqs of the readings frames in an outbox file, by boot (read by the test itself)."""
+    found: dict[str, list[int]] = {}
+    with sqlite3.connect(path) as db:
+        for (payload,) in db.execute("SELECT payload FROM outbox ORDER BY id"):
+            frame = json.loads(payload)
+            if frame["type"] == "readings":
+                found.setdefault(frame["boot"], []).extend(r["seq"] for r in frame["readings"])
+    return found
+
+
+async def test_a_bridge_killed_during_an_outage_sends_its_outbox_after_restart(
+    broker: Broker, tmp_path: Path
+) -> None:
+    consumer = Consumer(broker, "kill/+/readings", name="kill-consumer")
+    sim = counting_simulator()
+    outbox = tmp_path / "outbox.sqlite"
+    async with ModbusTcpServer(sim) as server:
+        device_file = tmp_path / "devices.yaml"
+        device_file.write_text(yaml.safe_dump({
+            "server": {"port": 0, "mqtt_url": broker.url, "mqtt_topic": "kill",
+                       "mqtt_outbox": str(outbox)},
+            "devices": [stream_device(server.port)],
+        }))  # fmt: skip
+        command = [sys.executable, "-m", "bridge", "run", "-c", str(device_file)]
+
+        def base_url(child: Child) -> str:
+            return child.expect(r"readings: (http://\S+)/api/v1/readings").group(1)
+
+        def north(base: str) -> dict[str, Any]:
+            return get(base + "/api/v1/north")[1]  # type: ignore[no-any-return]
+
+        with Child(command, tmp_path) as first:
+            base = await asyncio.to_thread(base_url, first)
+            await eventually(lambda: len(delivered(consumer)) > 100, within=10)
+            await asyncio.to_thread(broker.stop)
+            await eventually(lambda: north(base)["outbox"]["depth"] > 30, within=10)
+            first.proc.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(first.proc.wait, 5)
+        kept = outboxed(outbox)
+        assert len(kept) == 1
+        ((old_boot, old_seqs),) = kept.items()
+        assert len(old_seqs) > 30 * COUNTERS
+        await asyncio.to_thread(broker.start)
+        with Child(command, tmp_path) as second:
+            base = await asyncio.to_thread(base_url, second)
+            await eventually(
+                lambda: {s for b, s, _ in delivered(consumer) if b == old_boot} >= set(old_seqs),
+                within=20,
+            )
+            received = delivered(consumer)
+            check_in_order(received, old_boot, max(old_seqs))
+            # The old boot's readings come before the new boot's.
+            boots = [b for b, _, _ in received]
+            assert boots.index(old_boot) < len(boots) - boots[::-1].index(old_boot) - 1
+            last_old = len(boots) - boots[::-1].index(old_boot) - 1
+            assert all(b == old_boot for b in boots[: last_old + 1])
+            second.stop(signal.SIGTERM)
+    consumer.close()
+
+
+async def test_an_outbox_over_its_limit_drops_the_oldest_and_announces_the_gap(
+    broker: Broker, tmp_path: Path, bridge_factory: BridgeFactory
+) -> None:
+    consumer = Consumer(broker, "limits/+/readings", name="limits-consumer")
+    await asyncio.to_thread(broker.stop)
+    sim = counting_simulator()
+    async with ModbusTcpServer(sim) as server:
+        running, session = await bridge_factory(
+            [stream_device(server.port)], mqtt_url=broker.url, mqtt_topic="limits",
+            mqtt_outbox=str(tmp_path / "o.sqlite"), mqtt_outbox_max_bytes=20_000,
+        )  # fmt: skip
+        north = running.bridge.north
+        assert north is not None
+        await eventually(lambda: north.outbox.dropped_frames > 20, within=10)
+        assert north.outbox.bytes < 20_000 + 1000
+        metrics = await (await session.get("metrics")).text()
+        assert "device_bridge_mqtt_dropped_frames_total" in metrics
+        assert "device_bridge_mqtt_connected 0" in metrics
+        await asyncio.to_thread(broker.start)
+        await eventually(
+            lambda: any(f["type"] == "gap" for _, f in consumer.ending("/readings")), within=10
+        )
+        frames = [f for _, f in consumer.ending("/readings")]
+        gap = next(f for f in frames if f["type"] == "gap")
+        assert gap["device"] == "counters"
+        assert gap["since"] == 0  # everything from the start was dropped...
+        assert gap["dropped_frames"] >= 20
+        after = [
+            r["seq"]
+            for f in frames[frames.index(gap) + 1 :]
+            if f["type"] == "readings"
+            for r in f["readings"]
+        ]
+        # ...up to `until`; the next frame carries on right after it, and nothing is missing.
+        assert after[0] == gap["until"] + 1
+        assert after == list(range(after[0], after[0] + len(after)))
     consumer.close()

@@ -19,11 +19,14 @@ from bridge.api.openapi import Query, Route, document
 from bridge.api.problems import ProblemError, problem_response, problems_middleware
 from bridge.api.query import BRIDGE, bridge_of, filters, known_device, known_point, only_query
 from bridge.api.schemas import (
+    BrokerOut,
     DeviceDetailOut,
     DeviceOut,
     DevicesOut,
     HealthOut,
     HistoryOut,
+    NorthOut,
+    OutboxOut,
     PollOut,
     ReadingOut,
     ReadingsOut,
@@ -76,15 +79,50 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response(HealthOut(status="ok"))
 
 
+def broker_summary(bridge: Bridge) -> BrokerOut | None:
+    """Whether the MQTT broker is connected (None when north is off)."""
+    if bridge.north is None:
+        return None
+    status = bridge.north.describe()
+    return BrokerOut(
+        state=status["state"],
+        connected=status["connected"],
+        broker=status["broker"],
+        prefix=status["prefix"],
+    )
+
+
 async def readyz(request: web.Request) -> web.Response:
     bridge = bridge_of(request)
     devices = {d.config.id: d.status for d in bridge.devices.values()}
+    broker = broker_summary(bridge)
+    extra: dict[str, Any] = {"mqtt": broker.model_dump()} if broker else {}
     if bridge.stopping:
-        return problem_response(503, "shutting down", devices=devices)
+        return problem_response(503, "shutting down", devices=devices, **extra)
     if not bridge.ready:
         waiting = [d for d, r in bridge.devices.items() if not r.tried]
-        return problem_response(503, f"not yet tried: {', '.join(waiting)}", devices=devices)
-    return json_response(ReadyOut(status="ready", devices=devices))
+        return problem_response(
+            503, f"not yet tried: {', '.join(waiting)}", devices=devices, **extra
+        )
+    # A broker that is away is reported, not a reason to restart: the outbox keeps
+    # everything until it is back.
+    return json_response(ReadyOut(status="ready", devices=devices, mqtt=broker))
+
+
+async def north_status(request: web.Request) -> web.Response:
+    bridge = bridge_of(request)
+    if bridge.north is None:
+        return json_response(NorthOut(enabled=False))
+    status = bridge.north.describe()
+    since = status.pop("connected_since")
+    return json_response(
+        NorthOut(
+            enabled=True,
+            connected_since=iso_time(since) if since else None,
+            outbox=OutboxOut(**status.pop("outbox")),
+            **status,
+        )
+    )
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
@@ -98,7 +136,12 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 async def list_devices(request: web.Request) -> web.Response:
     bridge = bridge_of(request)
-    return json_response(DevicesOut(devices=[device_summary(bridge, d) for d in bridge.devices]))
+    return json_response(
+        DevicesOut(
+            devices=[device_summary(bridge, d) for d in bridge.devices],
+            mqtt=broker_summary(bridge),
+        )
+    )
 
 
 async def get_device(request: web.Request) -> web.Response:
@@ -270,6 +313,8 @@ ROUTES: list[Route] = [
     Route("GET", "/openapi.json", openapi_handler, "This document", None,
           answer_type="application/json"),
     Route("GET", "/api/v1/devices", list_devices, "Every device", DevicesOut),
+    Route("GET", "/api/v1/north", north_status,
+          "North over MQTT: the broker connection, the outbox, counters", NorthOut),
     Route("GET", "/api/v1/devices/{device}", get_device,
           "One device, its point definitions and poll statistics", DeviceDetailOut, (404,)),
     Route("GET", "/api/v1/readings", readings, READINGS, ReadingsOut, (400, 404),

@@ -7,7 +7,7 @@ from (a device's runtime figures, or the whole process's).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from bridge.poller import DeviceRuntime
 from bridge.service import Bridge
@@ -91,6 +91,75 @@ PROCESS_METRICS = (
 )
 
 
+
+class NorthMetric(NamedTuple):
+    """One unlabelled sample about north over MQTT, from ``North.describe()``."""
+
+    name: str
+    kind: str
+    help: str
+    value: Callable[[dict[str, Any]], int | float]
+
+
+#: only when north is configured (BRIDGE_MQTT_URL)
+NORTH_METRICS = (
+    NorthMetric(
+        "device_bridge_mqtt_connected",
+        "gauge",
+        "1 while the MQTT broker is connected.",
+        lambda n: int(n["connected"]),
+    ),
+    NorthMetric(
+        "device_bridge_mqtt_outbox_depth",
+        "gauge",
+        "Frames in the outbox, not yet acknowledged by the broker.",
+        lambda n: n["outbox"]["depth"],
+    ),
+    NorthMetric(
+        "device_bridge_mqtt_outbox_bytes",
+        "gauge",
+        "Bytes of the frames in the outbox.",
+        lambda n: n["outbox"]["bytes"],
+    ),
+    NorthMetric(
+        "device_bridge_mqtt_outbox_oldest_age_seconds",
+        "gauge",
+        "Age of the oldest frame in the outbox (0 when empty).",
+        lambda n: n["outbox"]["oldest_age_seconds"],
+    ),
+    NorthMetric(
+        "device_bridge_mqtt_published_total",
+        "counter",
+        "Messages sent to the broker (sent again after a reconnect included).",
+        lambda n: n["published"],
+    ),
+    NorthMetric(
+        "device_bridge_mqtt_acknowledged_total",
+        "counter",
+        "Messages the broker acknowledged (PUBACK).",
+        lambda n: n["acknowledged"],
+    ),
+    NorthMetric(
+        "device_bridge_mqtt_dropped_frames_total",
+        "counter",
+        "Frames dropped because the outbox was over its limits.",
+        lambda n: n["outbox"]["dropped_frames"],
+    ),
+    NorthMetric(
+        "device_bridge_mqtt_dropped_readings_total",
+        "counter",
+        "Readings in the frames dropped.",
+        lambda n: n["outbox"]["dropped_readings"],
+    ),
+    NorthMetric(
+        "device_bridge_mqtt_reconnects_total",
+        "counter",
+        "Connections to the broker after the first.",
+        lambda n: n["reconnects"],
+    ),
+)
+
+
 def render(bridge: Bridge) -> str:
     """Per-device poll counts, failures and latency, and the stream's figures."""
     labelled = [
@@ -110,6 +179,11 @@ def render(bridge: Bridge) -> str:
     for process_metric in PROCESS_METRICS:
         lines += _header(process_metric.name, process_metric.kind, process_metric.help)
         lines.append(_sample(process_metric.name, process_metric.value(bridge)))
+    if bridge.north is not None:
+        north = bridge.north.describe()
+        for north_metric in NORTH_METRICS:
+            lines += _header(north_metric.name, north_metric.kind, north_metric.help)
+            lines.append(_sample(north_metric.name, north_metric.value(north)))
     return "\n".join(lines) + "\n"
 
 

@@ -91,6 +91,7 @@ class DeviceOut(Model):
 
 class DevicesOut(Model):
     devices: list[DeviceOut]
+    mqtt: BrokerOut | None = None
 
 
 class DeviceDetailOut(Model):
@@ -125,9 +126,48 @@ class HealthOut(Model):
     status: Literal["ok"]
 
 
+class BrokerOut(Model):
+    """North over MQTT, in short: whether the broker is connected."""
+
+    state: Literal["connecting", "connected", "disconnected", "stopped"]
+    connected: bool
+    broker: str
+    prefix: str
+
+
 class ReadyOut(Model):
     status: Literal["ready"]
     devices: dict[str, Status]
+    mqtt: BrokerOut | None = None
+
+
+class OutboxOut(Model):
+    """The MQTT outbox: frames waiting for the broker's acknowledgement, and losses."""
+
+    path: str
+    depth: int
+    bytes: int
+    oldest_age_seconds: float
+    dropped_frames: int
+    dropped_readings: int
+    write_errors: int
+
+
+class NorthOut(Model):
+    """North over MQTT in full (``enabled`` false, and nothing else, when it is off)."""
+
+    enabled: bool
+    broker: str | None = None
+    format: Literal["json", "sparkplug"] | None = None
+    prefix: str | None = None
+    state: Literal["connecting", "connected", "disconnected", "stopped"] | None = None
+    connected: bool | None = None
+    connected_since: str | None = None
+    last_error: str | None = None
+    published: int | None = None
+    acknowledged: int | None = None
+    reconnects: int | None = None
+    outbox: OutboxOut | None = None
 
 
 class Problem(BaseModel):

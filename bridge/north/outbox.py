@@ -82,6 +82,7 @@ class Outbox:
         self._first = array("q")
         self._last = array("q")
         self._gaps = array("b")
+        self._gap_frames: dict[int, int] = {}  # gap message id -> frames it stands for
         self._head = 0
         self._device_names: list[str] = []
         self._device_index: dict[str, int] = {}
@@ -271,6 +272,8 @@ class Outbox:
 
     def _pop_head(self) -> None:
         self.bytes -= self._sizes[self._head]
+        if self._gaps[self._head]:
+            self._gap_frames.pop(self._ids[self._head], None)
         self._head += 1
 
     def _compact(self) -> None:
@@ -296,7 +299,8 @@ class Outbox:
             h = self._head
             number, first, last = self._devices[h], self._first[h], self._last[h]
             _, since, _, frames = dropped.get(number, (0, first - 1, 0, 0))
-            dropped[number] = (self._ids[h], min(since, first - 1), last, frames + 1)
+            lost = self._gap_frames.pop(self._ids[h], 1) if self._gaps[h] else 1
+            dropped[number] = (self._ids[h], min(since, first - 1), last, frames + lost)
             if not self._gaps[h]:  # a gap message dropped again was counted the first time
                 self.dropped_readings += last - first + 1
                 self.dropped_frames += 1
@@ -318,6 +322,7 @@ class Outbox:
             self._ids[h], self._ts[h], self._sizes[h] = id_, newest_ts, size
             self._devices[h], self._first[h], self._last[h] = number, since + 1, until
             self._gaps[h] = 1
+            self._gap_frames[id_] = frames
             self.bytes += size
             row = (id_, newest_ts, device, since + 1, until, self.format, topic, 1, payload)
             self._queue("insert", row)
@@ -326,8 +331,9 @@ class Outbox:
         self.generation += 1
         self._tail = deque(m for m in self._tail if m.id > upto)
         self._tail_bytes = sum(len(m.payload) for m in self._tail)
-        log.warning(
-            "outbox over its limits: %d message(s) dropped so far; consumers get a gap",
+        # Once a warning; then quietly (the counters are in /metrics), or it floods the log.
+        (log.warning if self.generation == 1 else log.debug)(
+            "outbox over its limits: %d frame(s) dropped so far; consumers get a gap",
             self.dropped_frames,
         )
 
