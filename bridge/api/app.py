@@ -43,10 +43,14 @@ AUDITED: web.RequestKey[bool] = web.RequestKey("audited", bool)
 MAX_BODY = 64 * 1024
 
 
-def json_response(body: BaseModel | dict[str, Any], status: int = 200) -> web.Response:
+def json_response(
+    body: BaseModel | dict[str, Any], status: int = 200, exclude: set[str] | None = None
+) -> web.Response:
     """A JSON response: one of the API's models (see :mod:`bridge.api.schemas`), or a body
     of that shape built directly where a route is on a hot path (readings)."""
-    document = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+    document = (
+        body.model_dump(mode="json", exclude=exclude) if isinstance(body, BaseModel) else body
+    )
     return web.Response(status=status, body=wire.encode(document), content_type="application/json")
 
 
@@ -106,7 +110,10 @@ async def readyz(request: web.Request) -> web.Response:
         )
     # A broker that is away is reported, not a reason to restart: the outbox keeps
     # everything until it is back.
-    return json_response(ReadyOut(status="ready", devices=devices, mqtt=broker))
+    return json_response(
+        ReadyOut(status="ready", devices=devices, mqtt=broker),
+        exclude=None if broker else {"mqtt"},  # no MQTT, no key: the answer stays as it was
+    )
 
 
 async def north_status(request: web.Request) -> web.Response:
@@ -136,11 +143,13 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 async def list_devices(request: web.Request) -> web.Response:
     bridge = bridge_of(request)
+    broker = broker_summary(bridge)
     return json_response(
         DevicesOut(
             devices=[device_summary(bridge, d) for d in bridge.devices],
-            mqtt=broker_summary(bridge),
-        )
+            mqtt=broker,
+        ),
+        exclude=None if broker else {"mqtt"},
     )
 
 

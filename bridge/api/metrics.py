@@ -91,7 +91,6 @@ PROCESS_METRICS = (
 )
 
 
-
 class NorthMetric(NamedTuple):
     """One unlabelled sample about north over MQTT, from ``North.describe()``."""
 
