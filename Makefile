@@ -6,7 +6,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint pytest bench clean
+.PHONY: demo test lint pytest bench clean sparkplug
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q
 
 test: lint pytest
+
+# The Sparkplug B module, generated from bridge/north/sparkplug_b.proto and committed;
+# tests/test_sparkplug.py fails when it is not up to date.
+sparkplug: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -Ibridge/north --python_out=bridge/north \
+		--pyi_out=bridge/north bridge/north/sparkplug_b.proto
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

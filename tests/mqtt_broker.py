@@ -7,6 +7,7 @@ outage. The consumer is a paho-mqtt client on its own network thread.
 
 from __future__ import annotations
 
+import getpass
 import json
 import shutil
 import socket
@@ -45,7 +46,11 @@ class Broker:
             "persistence true\n"
             f"persistence_location {directory}/\n"
             "max_queued_messages 100000\n"
+            # Sparkplug births are QoS 0: keep them for a consumer that is reconnecting too.
+            "queue_qos0_messages true\n"
             "log_type error\n"
+            # As root, mosquitto would become the user "mosquitto", who cannot write here.
+            f"user {getpass.getuser()}\n"
         )
         self.process: subprocess.Popen[bytes] | None = None
 

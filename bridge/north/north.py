@@ -25,7 +25,14 @@ class North:
 
     def __init__(self, settings: MqttSettings, bridge: Bridge) -> None:
         self.settings = settings
-        self.format = JsonFormat(settings.prefix, bridge, settings.writes)
+        if settings.format == "sparkplug":
+            from bridge.north.sparkplug import SparkplugFormat
+
+            self.format: JsonFormat | SparkplugFormat = SparkplugFormat(
+                settings.prefix, bridge, settings.writes
+            )
+        else:
+            self.format = JsonFormat(settings.prefix, bridge, settings.writes)
         self.outbox = Outbox(
             settings.outbox,
             self.format.name,

@@ -31,25 +31,28 @@ async def write_from_mqtt(
         request_id = body.get("id")
     except ValueError:
         return _refused(request_id, 400, 'the payload must be {"value": ..., "id": "..."}')
-    answer: dict[str, Any] = {"id": request_id}
+    return {"id": request_id, **await write_value(bridge, device, point, body["value"])}
+
+
+async def write_value(bridge: Bridge, device: str, point: str, value: Any) -> dict[str, Any]:
+    """Write one value as the REST API would: ``status`` and ``reading``, or ``detail``."""
     try:
         runtime = bridge.device(device)
     except UnknownDevice:
-        return _refused(request_id, 404, f"no device {device!r}")
+        return {"status": 404, "detail": f"no device {device!r}"}
     config = runtime.config.point(point)
     if config is None:
-        return _refused(request_id, 404, f"device {device!r} has no point {point!r}")
+        return {"status": 404, "detail": f"device {device!r} has no point {point!r}"}
     if not config.writable:
-        return _refused(request_id, 403, f"point {device}/{point} is not writable")
+        return {"status": 403, "detail": f"point {device}/{point} is not writable"}
     try:
-        reading = await bridge.write(device, point, body["value"], WHO)
+        reading = await bridge.write(device, point, value, WHO)
     except Exception as exc:
         failure = write_failure(exc, device)
         if failure is None:
             raise
-        return _refused(request_id, *failure)
-    answer.update(status=200, reading=reading.to_json())
-    return answer
+        return {"status": failure[0], "detail": failure[1]}
+    return {"status": 200, "reading": reading.to_json()}
 
 
 def _refused(request_id: Any, status: int, detail: str) -> dict[str, Any]:
