@@ -78,15 +78,17 @@ class Hub:
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.discard(subscriber)
 
-    def publish_readings(self, device: str, readings: Sequence[PublishedReading]) -> None:
+    def publish_readings(
+        self, device: str, readings: Sequence[PublishedReading], whole: bytes | None = None
+    ) -> None:
         """Send one ``readings`` frame (one device poll) to every matching subscriber.
 
-        The frame is encoded once for all subscribers that take the whole device, and once
-        per distinct filter for the others; every subscriber gets the same bytes.
+        The frame is encoded once for all subscribers that take the whole device (or given
+        as ``whole``, already encoded for north), and once per distinct filter for the
+        others; every subscriber gets the same bytes.
         """
         if not readings or not self.subscribers:
             return
-        whole: bytes | None = None
         by_filter: dict[Filter, bytes | None] = {}
         for subscriber in list(self.subscribers):
             wanted = subscriber.filter

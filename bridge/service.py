@@ -206,16 +206,19 @@ class Bridge:
     # -- Publisher: called by the pollers, never awaiting -----------------------------
 
     def poll_succeeded(self, device: DeviceRuntime, results: ReadResult, ts: float) -> None:
-        published = self.store.apply_poll(device.config.id, results, ts)
-        self.hub.publish_readings(device.config.id, published)
-        if self.north is not None:
-            self.north.readings(device.config.id, published)
+        self._publish(device.config.id, self.store.apply_poll(device.config.id, results, ts))
 
     def poll_failed(self, device: DeviceRuntime, error: str, ts: float) -> None:
-        published = self.store.mark_stale(device.config.id, error)
-        self.hub.publish_readings(device.config.id, published)
+        self._publish(device.config.id, self.store.mark_stale(device.config.id, error))
+
+    def _publish(self, device_id: str, published: list[PublishedReading]) -> None:
+        """One poll's readings to the stream and north: the frame is encoded once for both."""
+        if not published:
+            return
+        whole = wire.readings(published) if self.north is not None else None
+        self.hub.publish_readings(device_id, published, whole)
         if self.north is not None:
-            self.north.readings(device.config.id, published)
+            self.north.readings(device_id, published, whole)
 
     def status_changed(self, device: DeviceRuntime) -> None:
         log.info("%s is %s", device.config.id, device.status)

@@ -25,8 +25,9 @@ from test_cli_lifecycle import Child, get
 from bridge.config import parse_config
 from bridge.north.sparkplug import REBIRTH, SparkplugFormat
 from bridge.north.sparkplug_b_pb2 import Payload
-from bridge.readings import GOOD, Reading
+from bridge.readings import PublishedReading
 from bridge.service import Bridge
+from bridge.states import Quality
 from simulators.modbus import ModbusSimulator
 
 NODE = "spBv1.0/plant/+/box-1/#"
@@ -93,7 +94,7 @@ def test_seq_wraps_from_255_to_0_and_replay_marks_metrics_historical() -> None:
     config = parse_config({"devices": [tcp_device("boiler", 1)]})
     fmt = SparkplugFormat("plant/box-1", Bridge(config), writes=False)
     fmt.seq = 250
-    reading = Reading("boiler", "temperature", 21.5, "°C", GOOD, 1.0, 1)
+    reading = PublishedReading("boiler", "temperature", 21.5, "°C", Quality.GOOD, 1.0, 1)
     topic, body = fmt.readings_message("boiler", [reading])
     assert topic == "spBv1.0/plant/DDATA/box-1/boiler"
     assert not Payload.FromString(body).HasField("seq")  # the outbox keeps it without

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 
+from bridge import wire
 from bridge.north.outbox import Message
 from bridge.north.writes import write_from_mqtt
 from bridge.readings import PublishedReading
@@ -41,6 +42,7 @@ class JsonFormat:
         self.boot = bridge.store.boot
         self.writes = writes
         self.state_topic = f"{prefix}/state"
+        self._boot_field = b'{"boot":' + encode(self.boot) + b","
 
     # -- on the connection --------------------------------------------------------------
 
@@ -106,15 +108,16 @@ class JsonFormat:
         return f"{self.prefix}/+/+/set"
 
     def readings_message(
-        self, device: str, readings: Sequence[PublishedReading]
+        self, device: str, readings: Sequence[PublishedReading], frame: bytes | None
     ) -> tuple[str, bytes]:
-        """One device poll's readings frame, for the outbox."""
-        frame = {
-            "type": "readings",
-            "boot": self.boot,
-            "readings": [r.to_json() for r in readings],
-        }
-        return self.readings_topic(device), encode(frame)
+        """One device poll's readings frame with ``boot``, for the outbox.
+
+        Made from the stream's encoded frame of the same readings when given (``boot``
+        spliced in front, not encoded again).
+        """
+        if frame is None:
+            frame = wire.readings(readings)
+        return self.readings_topic(device), self._boot_field + frame[1:]
 
     def gap_message(self, device: str, since: int, until: int, frames: int) -> tuple[str, bytes]:
         """Readings of ``device`` after ``since`` up to ``until`` were dropped (outbox full).
@@ -135,6 +138,6 @@ class JsonFormat:
 
     def finish(self, message: Message, historical: bool) -> bytes:
         """The payload to send: a backlog frame is marked historical (no re-encoding)."""
-        if historical and message.payload.startswith(b'{"type":"readings"'):
+        if historical and message.payload.startswith(b'{"boot":'):
             return _HISTORICAL + message.payload[1:]
         return message.payload

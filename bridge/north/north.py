@@ -52,11 +52,14 @@ class North:
         await self.link.stop()
         await self.outbox.close()
 
-    def readings(self, device: str, readings: Sequence[PublishedReading]) -> None:
-        """One device poll's published readings (in seq order): into the outbox."""
+    def readings(
+        self, device: str, readings: Sequence[PublishedReading], frame: bytes | None
+    ) -> None:
+        """One device poll's published readings (in seq order) into the outbox; ``frame`` is
+        the stream's ``readings`` frame of them, already encoded (the JSON format's base)."""
         if not readings:
             return
-        topic, payload = self.format.readings_message(device, readings)
+        topic, payload = self.format.readings_message(device, readings, frame)
         self.outbox.append(device, topic, payload, readings[0].seq, readings[-1].seq)
         self.format.published(self.link, device, readings)
 

@@ -21,7 +21,8 @@ import aiomqtt
 from bridge.north.outbox import Message
 from bridge.north.sparkplug_b_pb2 import Payload
 from bridge.north.writes import write_value
-from bridge.readings import BAD, GOOD, Reading
+from bridge.readings import PublishedReading
+from bridge.states import Quality
 from drivers.base import PointConfig
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ GAP_DEVICE, GAP_SINCE, GAP_UNTIL, GAP_FRAMES = (
 )  # fmt: skip
 #: the "Quality" property of a metric that is not good (the convention of Sparkplug hosts:
 #: 192 good, 500 stale, 0 bad); good metrics carry none
-QUALITY = {"stale": 500, BAD: 0}
+QUALITY = {Quality.STALE: 500, Quality.BAD: 0}
 _U64 = (1 << 64) - 1
 
 
@@ -186,19 +187,24 @@ class SparkplugFormat:
 
     # -- the producer side ------------------------------------------------------------
 
-    def _add_metrics(self, payload: Payload, device: str, readings: Sequence[Reading]) -> None:
+    def _add_metrics(
+        self, payload: Payload, device: str, readings: Sequence[PublishedReading]
+    ) -> None:
         for reading in readings:
             kind = self._kinds.get((device, reading.point), DOUBLE)
             metric = payload.metrics.add(
                 name=reading.point, datatype=kind, timestamp=millis(reading.ts)
             )
-            set_value(metric, kind, None if reading.quality == BAD else reading.value)
-            if reading.quality != GOOD:
+            set_value(metric, kind, None if reading.quality == Quality.BAD else reading.value)
+            if reading.quality != Quality.GOOD:
                 metric.properties.keys.append("Quality")
                 metric.properties.values.add(type=INT32, int_value=QUALITY[reading.quality])
 
-    def readings_message(self, device: str, readings: Sequence[Reading]) -> tuple[str, bytes]:
-        """A DDATA payload without ``seq`` (set when it is sent), for the outbox."""
+    def readings_message(
+        self, device: str, readings: Sequence[PublishedReading], frame: bytes | None = None
+    ) -> tuple[str, bytes]:
+        """A DDATA payload without ``seq`` (set when it is sent), for the outbox; the
+        stream's JSON ``frame`` is of no use here."""
         payload = Payload(timestamp=millis(None))
         self._add_metrics(payload, device, readings)
         return self.topic("DDATA", device), payload.SerializeToString()
@@ -223,7 +229,7 @@ class SparkplugFormat:
             body = payload.SerializeToString()
         return body + b"\x18" + _varint(self._next_seq())
 
-    def published(self, link: Link, device: str, readings: Sequence[Reading]) -> None:
+    def published(self, link: Link, device: str, readings: Sequence[PublishedReading]) -> None:
         """Nothing beyond the DDATA: Sparkplug keeps no retained state per point."""
 
     def status_changed(self, link: Link, device: str, frame: dict[str, Any]) -> None:
