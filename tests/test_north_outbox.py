@@ -189,9 +189,12 @@ async def test_an_outbox_over_its_limit_drops_the_oldest_and_announces_the_gap(
         assert "device_bridge_mqtt_dropped_frames_total" in metrics
         assert "device_bridge_mqtt_connected 0" in metrics
         await asyncio.to_thread(broker.start)
-        await eventually(
-            lambda: any(f["type"] == "gap" for _, f in consumer.ending("/readings")), within=10
-        )
+
+        def gap_then_readings() -> bool:
+            kinds = [f["type"] for _, f in consumer.ending("/readings")]
+            return "gap" in kinds and kinds.count("readings") > kinds.index("gap") + 5
+
+        await eventually(gap_then_readings, within=10)
         frames = [f for _, f in consumer.ending("/readings")]
         gap = next(f for f in frames if f["type"] == "gap")
         assert gap["device"] == "counters"
