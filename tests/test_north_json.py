@@ -70,6 +70,11 @@ async def test_readings_status_state_and_retained_latest(
             assert late.on("site/box-1/state") == [b"online"]
         finally:
             late.close()
+        # A reload that removes the device clears its retained topics.
+        assert bridge.north is not None
+        bridge.north.devices_changed([], {"boiler": ["temperature"]})
+        await eventually(lambda: consumer.on("site/box-1/boiler/temperature")[-1] == b"")
+        await eventually(lambda: consumer.on("site/box-1/boiler/status")[-1] == b"")
         await running.close()
         assert consumer.on("site/box-1/state")[-1] == b"offline"
     finally:

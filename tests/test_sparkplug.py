@@ -144,6 +144,12 @@ async def test_births_data_rebirth_and_death_follow_the_specification(
         await eventually(lambda: sum(k == "DBIRTH" for k, _, _ in decoded(consumer)) == 2)
         reborn = [p for k, _, p in decoded(consumer) if k == "NBIRTH"][1]
         assert metric(reborn, "bdSeq").long_value == bd_seq
+        # A reload that removes a device and adds it back: DDEATH, then DBIRTH.
+        north = running.bridge.north
+        assert north is not None
+        north.devices_changed(["boiler"], {"boiler": [p["id"] for p in BOILER_POINTS]})
+        await eventually(lambda: sum(k == "DBIRTH" for k, _, _ in decoded(consumer)) == 3)
+        assert [k for k, _, _ in decoded(consumer)][-2:] == ["DDEATH", "DBIRTH"]
         await running.close()
         messages = decoded(consumer)
         assert messages[-1][0] == "NDEATH"

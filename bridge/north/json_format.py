@@ -80,6 +80,8 @@ class JsonFormat:
 
     def state_payload(self, item: Any) -> bytes:
         """A point's retained latest reading, or a device's retained status frame."""
+        if isinstance(item, bytes):
+            return item
         if isinstance(item, PublishedReading):
             return encode({**item.to_json(), "boot": self.boot})
         return encode(item)
@@ -90,6 +92,16 @@ class JsonFormat:
         """Readings were published: their points' retained latest readings follow."""
         for reading in readings:
             link.put_retained(self.point_topic(device, reading.point), reading)
+
+    def devices_changed(
+        self, link: Link, added: Sequence[str], removed: dict[str, list[str]]
+    ) -> None:
+        """A removed device's retained topics are cleared (an empty retained message);
+        an added one's appear with its first readings."""
+        for device, points in removed.items():
+            link.put_retained(self.status_topic(device), b"")
+            for point in points:
+                link.put_retained(self.point_topic(device, point), b"")
 
     def status_changed(self, link: Link, device: str, frame: dict[str, Any]) -> None:
         link.put_retained(self.status_topic(device), frame)

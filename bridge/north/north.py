@@ -67,6 +67,12 @@ class North:
         """A device's status changed."""
         self.format.status_changed(self.link, device, frame)
 
+    def devices_changed(self, added: Sequence[str], removed: dict[str, list[str]]) -> None:
+        """Devices were added or removed at run time (a reload): ``removed`` maps each
+        removed device to its point ids. JSON clears their retained topics; Sparkplug
+        sends DDEATH for removed devices and DBIRTH for added ones."""
+        self.format.devices_changed(self.link, added, removed)
+
     @property
     def connected(self) -> bool:
         return self.link.connected

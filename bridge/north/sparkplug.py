@@ -99,11 +99,7 @@ class SparkplugFormat:
         self.bd_seq = -1  # the current connection's: 0 on the first
         self._bd_seq_next = 0
         self.seq = 0
-        self._kinds: dict[tuple[str, str], int] = {
-            (device.id, point.id): datatype(point)
-            for device in bridge.config.devices
-            for point in device.points
-        }
+        self._kinds: dict[tuple[str, str], int] = {}
 
     def topic(self, kind: str, device: str | None = None) -> str:
         base = f"{NAMESPACE}/{self.group}/{kind}/{self.node}"
@@ -191,7 +187,7 @@ class SparkplugFormat:
         self, payload: Payload, device: str, readings: Sequence[PublishedReading]
     ) -> None:
         for reading in readings:
-            kind = self._kinds.get((device, reading.point), DOUBLE)
+            kind = self._kind(device, reading.point)
             metric = payload.metrics.add(
                 name=reading.point, datatype=kind, timestamp=millis(reading.ts)
             )
@@ -199,6 +195,29 @@ class SparkplugFormat:
             if reading.quality != Quality.GOOD:
                 metric.properties.keys.append("Quality")
                 metric.properties.values.add(type=INT32, int_value=QUALITY[reading.quality])
+
+    def _kind(self, device: str, point: str) -> int:
+        key = (device, point)
+        kind = self._kinds.get(key)
+        if kind is None:
+            runtime = self.bridge.devices.get(device)
+            config = runtime.config.point(point) if runtime is not None else None
+            kind = self._kinds[key] = datatype(config) if config is not None else DOUBLE
+        return kind
+
+    def devices_changed(
+        self, link: Link, added: Sequence[str], removed: dict[str, list[str]]
+    ) -> None:
+        """DDEATH for each removed device, DBIRTH with every point for each added one."""
+        self._kinds.clear()
+        now = millis(None)
+        for device in removed:
+            death = Payload(timestamp=now, seq=self._next_seq())
+            link.send(self.topic("DDEATH", device), death.SerializeToString(), qos=0)
+        for device in added:
+            birth = Payload(timestamp=now, seq=self._next_seq())
+            self._add_metrics(birth, device, self.bridge.store.device_readings(device))
+            link.send(self.topic("DBIRTH", device), birth.SerializeToString(), qos=0)
 
     def readings_message(
         self, device: str, readings: Sequence[PublishedReading], frame: bytes | None = None
