@@ -13,26 +13,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import socket
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from north_outage import Mosquitto
 
 from bridge.config import parse_config
 from bridge.service import Bridge
 
 POINTS = 60
 BURST = 20  # polls between yields to the loop: a bridge with many devices looks like this
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def config(mqtt: dict[str, Any]) -> Any:
@@ -73,14 +65,11 @@ async def main() -> None:
     parser.add_argument("--polls", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     with tempfile.TemporaryDirectory() as directory:
-        port = free_port()
-        conf = Path(directory) / "mosquitto.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-        broker = subprocess.Popen([exe, "-c", str(conf)], stderr=subprocess.DEVNULL)
+        broker = Mosquitto(Path(directory))
+        broker.start()
+        port = broker.port
         try:
-            time.sleep(0.5)
             points = args.polls * POINTS
             print(f"{POINTS} points a poll, {args.polls} polls, every value changed")
             for name, mqtt in (
@@ -94,8 +83,7 @@ async def main() -> None:
                 print(f"{name}: best {best:.2f} µs CPU per point, median {median:.2f} "
                       f"({points / runs[0]:,.0f} points/s)")  # fmt: skip
         finally:
-            broker.terminate()
-            broker.wait()
+            broker.stop()
 
 
 if __name__ == "__main__":
