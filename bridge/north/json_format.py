@@ -131,16 +131,16 @@ class JsonFormat:
             frame = wire.readings(readings)
         return self.readings_topic(device), self._boot_field + frame[1:]
 
-    def gap_message(self, device: str, since: int, until: int, frames: int) -> tuple[str, bytes]:
-        """Readings of ``device`` after ``since`` up to ``until`` were dropped (outbox full).
+    def gap_message(self, stream: str, since: int, until: int, frames: int) -> tuple[str, bytes]:
+        """Readings of one device after ``since`` up to ``until`` were dropped (outbox full).
 
-        ``boot`` is that of the dropped readings' process only when it is this one; a gap
-        message made from an older boot's backlog carries this boot, which a consumer sees
-        as a restart, and a restart is a gap anyway.
+        ``stream`` is ``<boot>/<device>``, as the outbox keys its frames: the gap names
+        the boot whose readings were lost, which may be an earlier process's.
         """
+        boot, device = stream.split("/", 1)
         frame = {
             "type": "gap",
-            "boot": self.boot,
+            "boot": boot,
             "device": device,
             "since": since,
             "until": until,

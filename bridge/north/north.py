@@ -25,6 +25,7 @@ class North:
 
     def __init__(self, settings: MqttSettings, bridge: Bridge) -> None:
         self.settings = settings
+        self.boot = bridge.store.boot
         if settings.format == "sparkplug":
             from bridge.north.sparkplug import SparkplugFormat
 
@@ -60,7 +61,9 @@ class North:
         if not readings:
             return
         topic, payload = self.format.readings_message(device, readings, frame)
-        self.outbox.append(device, topic, payload, readings[0].seq, readings[-1].seq)
+        # Keyed by boot and device: a gap names the boot whose readings it lost.
+        stream = f"{self.boot}/{device}"
+        self.outbox.append(stream, topic, payload, readings[0].seq, readings[-1].seq)
         self.format.published(self.link, device, readings)
 
     def status(self, device: str, frame: dict[str, Any]) -> None:

@@ -57,7 +57,8 @@ class Message(NamedTuple):
     payload: bytes
 
 
-#: (device, readings lost after this seq, up to this seq, frames lost) -> (topic, payload)
+#: (stream, readings lost after this seq, up to this seq, frames lost) -> (topic, payload);
+#: a stream is what ``append`` was given as ``device``: whose seqs these are
 GapMaker = Callable[[str, int, int, int], tuple[str, bytes]]
 
 
@@ -350,7 +351,11 @@ class Outbox:
                     done = self._queued
                 if ops:
                     self._commit(db, ops, done)
-                elif self._stopping:
+                # Checked after the commit too: a wake-up that came while committing may
+                # have been cleared above, but ``_stopping`` is set before it.
+                with self._lock:
+                    idle = not self._ops
+                if idle and self._stopping:
                     return
         finally:
             db.close()

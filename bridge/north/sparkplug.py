@@ -228,8 +228,10 @@ class SparkplugFormat:
         self._add_metrics(payload, device, readings)
         return self.topic("DDATA", device), payload.SerializeToString()
 
-    def gap_message(self, device: str, since: int, until: int, frames: int) -> tuple[str, bytes]:
-        """An NDATA saying which readings of which device the outbox dropped."""
+    def gap_message(self, stream: str, since: int, until: int, frames: int) -> tuple[str, bytes]:
+        """An NDATA saying which readings of which device (``<boot>/<device>``, the outbox's
+        key) the outbox dropped."""
+        device = stream.split("/", 1)[1]
         now = millis(None)
         payload = Payload(timestamp=now)
         payload.metrics.add(name=GAP_DEVICE, datatype=STRING, string_value=device, timestamp=now)
