@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from simulators.modbus.generated import GeneratedValue
 from simulators.modbus.reply_faults import SIBLING_READ, ReplyFault, mangle
 from simulators.modbus.unit import ModbusDeviceState, check_span
 from simulators.modbus.values import (
@@ -20,10 +21,8 @@ from simulators.modbus.values import (
     TABLE_SIZE,
     Order,
     Table,
-    Value,
     ValueType,
     register_width,
-    wrap_integer,
 )
 from simulators.waveforms import Generator
 
@@ -41,20 +40,6 @@ FUNCTION_TABLE: Final[dict[int, Table]] = {
     1: "coil", 2: "discrete", 3: "holding", 4: "input",
     5: "coil", 6: "holding", 15: "coil", 16: "holding",
 }  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class GeneratedValue:
-    """A generator bound to one typed value of one unit."""
-
-    unit: int
-    table: Table
-    address: int
-    type: ValueType
-    generator: Generator
-    byte_order: Order
-    word_order: Order
-    epoch: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,20 +196,8 @@ class ModbusSimulator:
 
     def _update(self, binding: GeneratedValue, now: float) -> None:
         state = self.units.get(binding.unit)
-        if state is None:
-            return
-        raw = binding.generator.value(now - binding.epoch)
-        value: Value
-        if binding.type == "bool":
-            value = round(raw) % 2 == 1
-        elif binding.type.startswith("float"):
-            value = raw
-        else:
-            value = wrap_integer(binding.type, round(raw))
-        state.set_value(
-            binding.table, binding.address, binding.type, value,
-            binding.byte_order, binding.word_order,
-        )  # fmt: skip
+        if state is not None:
+            binding.write(state, now)
 
     # requests -------------------------------------------------------------------------
 
