@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.modbus.link import ModbusRefusal
 from drivers.modbus.pdu import (
+    ModbusRefusal,
     ReplyMismatch,
     read_reply,
     write_coil_request,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.modbus.rtu_frame import crc16, find_reply, frame, read_request, reply_size
+from drivers.modbus.pdu import read_request
+from drivers.modbus.rtu_frame import crc16, find_reply, frame, reply_size
 
 
 def test_crc_known_vectors() -> None:

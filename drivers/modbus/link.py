@@ -2,8 +2,9 @@
 
 A :class:`ModbusLink` keeps, per device, the blocks it reads and what it has learnt from
 refusals (see :mod:`drivers.modbus.planner`), and turns writes into registers or coils.
-A transport implements only the transactions (``_request``, ``_write_registers``,
-``_write_coil``): one request and its response, bounded by the device's timeout.
+Requests and replies are PDUs (:mod:`drivers.modbus.pdu` builds and checks them); a
+transport implements only :meth:`ModbusLink.transact`, one request PDU sent and its reply
+PDU received, bounded by the device's timeout.
 """
 
 from __future__ import annotations
@@ -13,37 +14,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from drivers.base import BadValue, DeviceError, Link, PointFailure, ReadResult, Value
+from drivers.base import BadValue, Link, PointFailure, ReadResult, Value
 from drivers.modbus.codec import decode_block, encode_bit, encode_value
 from drivers.modbus.config import ModbusDevice, ModbusPoint
+from drivers.modbus.pdu import (
+    ModbusRefusal,
+    read_reply,
+    read_request,
+    write_coil_request,
+    write_registers_request,
+    write_reply,
+)
 from drivers.modbus.planner import ReadBlock, barrier_between, plan_reads, split_block
 
 ILLEGAL_ADDRESS = 2
 
 #: a point found unreadable is asked for again only every this many polls
 REPROBE_EVERY = 30
-
-EXCEPTION_NAMES = {
-    1: "illegal function",
-    2: "illegal data address",
-    3: "illegal data value",
-    4: "server device failure",
-    5: "acknowledge",
-    6: "server device busy",
-    8: "memory parity error",
-    10: "gateway path unavailable",
-    11: "gateway target device failed to respond",
-}
-
-
-class ModbusRefusal(DeviceError):
-    """The device answered a request with a Modbus exception code."""
-
-    def __init__(self, code: int) -> None:
-        self.code = code
-        super().__init__(
-            f"device refused: exception {code} ({EXCEPTION_NAMES.get(code, 'unknown')})"
-        )
 
 
 @dataclass
@@ -88,22 +75,34 @@ class ModbusLink(Link[ModbusDeviceT]):
         self._plans = {device.id: DevicePlan(device) for device in devices}
 
     @abstractmethod
+    async def transact(self, device: ModbusDevice, request: bytes) -> bytes:
+        """Send one request PDU to the device and return its reply PDU as received.
+
+        The transport frames the bytes and checks the unit; whether the reply answers the
+        request is checked here. Raises DeviceTimeout when no reply came in time,
+        DeviceError when only unusable frames came, LinkError when the connection is gone.
+        """
+
     async def _request(
         self, device: ModbusDevice, block: ReadBlock
     ) -> Sequence[int] | Sequence[bool]:
-        """Send one read request and return its registers or bits.
+        """One read of a block: its registers or bits.
 
-        Raises ModbusRefusal for an exception response and another DriverError for anything
-        else (timeout, lost connection, malformed answer).
+        Raises ModbusRefusal for an exception reply, another DriverError for anything else.
         """
+        function = block.function_code
+        request = read_request(function, block.start, block.count)
+        return read_reply(function, block.count, await self.transact(device, request))
 
-    @abstractmethod
     async def _write_registers(self, device: ModbusDevice, address: int, values: list[int]) -> None:
         """Write holding registers (function 6 for one, 16 for more); raise as ``_request``."""
+        request = write_registers_request(address, values)
+        write_reply(request, await self.transact(device, request))
 
-    @abstractmethod
     async def _write_coil(self, device: ModbusDevice, address: int, value: bool) -> None:
         """Write one coil (function 5); raise as ``_request``."""
+        request = write_coil_request(address, value)
+        write_reply(request, await self.transact(device, request))
 
     async def write(self, device: ModbusDeviceT, point_id: str, value: Value) -> None:
         """Write one point: registers, a coil, or one bit of a register.

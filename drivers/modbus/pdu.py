@@ -1,4 +1,4 @@
-"""Modbus write request PDUs, and checking a reply PDU against its request, on every transport.
+"""Modbus request PDUs, and checking a reply PDU against its request, on every transport.
 
 A reply is a value only if it is the answer to this very request: the same function code
 (or that code + 0x80 with an exception code), for a read a byte count that fits the
@@ -16,14 +16,41 @@ from __future__ import annotations
 import struct
 
 from drivers.base import DeviceError
-from drivers.modbus.link import ModbusRefusal
 
 READ_FUNCTIONS = frozenset({1, 2, 3, 4})
 BIT_READS = frozenset({1, 2})
 
 
+EXCEPTION_NAMES = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "server device failure",
+    5: "acknowledge",
+    6: "server device busy",
+    8: "memory parity error",
+    10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}
+
+
+class ModbusRefusal(DeviceError):
+    """The device answered a request with a Modbus exception code."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+        super().__init__(
+            f"device refused: exception {code} ({EXCEPTION_NAMES.get(code, 'unknown')})"
+        )
+
+
 class ReplyMismatch(DeviceError):
     """The device answered, but not this request: never a value."""
+
+
+def read_request(function: int, address: int, count: int) -> bytes:
+    """The PDU of a read (function 1-4)."""
+    return struct.pack(">BHH", function, address, count)
 
 
 def write_registers_request(address: int, values: list[int]) -> bytes:

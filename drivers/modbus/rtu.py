@@ -22,9 +22,7 @@ from drivers.base import DeviceError, DeviceTimeout, LinkError
 from drivers.modbus.config import ModbusDevice, ModbusRtuDevice, RtuConnection
 from drivers.modbus.driver import ModbusDriver
 from drivers.modbus.link import ModbusLink
-from drivers.modbus.pdu import read_reply, write_coil_request, write_registers_request, write_reply
-from drivers.modbus.planner import ReadBlock
-from drivers.modbus.rtu_frame import find_reply, frame, read_request, reply_size
+from drivers.modbus.rtu_frame import find_reply, frame, reply_size
 from drivers.serial_port import SerialChannel, bus_key, check_bus
 
 #: below this, asyncio's timers (1 ms granularity) are too coarse: the rest is spun
@@ -73,13 +71,15 @@ class ModbusRtuLink(ModbusLink[ModbusRtuDevice]):
         if channel is not None:
             channel.close()
 
-    async def transact(self, device: ModbusDevice, pdu: bytes, size: int) -> bytes:
+    async def transact(self, device: ModbusDevice, pdu: bytes) -> bytes:
         """Send one request PDU to the device and return its reply PDU.
 
-        The reply is framed (unit, CRC, size) but not checked against the request: that
-        is :mod:`drivers.modbus.pdu`'s. Raises DeviceTimeout when nothing usable came,
-        DeviceError when only unusable frames came, LinkError when the port is gone.
+        The reply is framed (unit, CRC, the size a reply to this request has) but not
+        checked against the request: that is :mod:`drivers.modbus.pdu`'s. Raises
+        DeviceTimeout when nothing usable came, DeviceError when only unusable frames
+        came, LinkError when the port is gone.
         """
+        size = reply_size(pdu[0], int.from_bytes(pdu[3:5], "big"))
         channel = self._channel
         if channel is None or not channel.is_open:
             raise LinkError(f"{self.connection.port} is not open")
@@ -105,26 +105,6 @@ class ModbusRtuLink(ModbusLink[ModbusRtuDevice]):
                     f"unit {device.unit} on {self.connection.port} did not answer within "
                     f"{device.timeout:g} s"
                 )
-
-    async def _write_registers(self, device: ModbusDevice, address: int, values: list[int]) -> None:
-        request = write_registers_request(address, values)
-        reply = await self.transact(device, request, reply_size(request[0], len(values)))
-        write_reply(request, reply)
-
-    async def _write_coil(self, device: ModbusDevice, address: int, value: bool) -> None:
-        request = write_coil_request(address, value)
-        write_reply(request, await self.transact(device, request, reply_size(5, 1)))
-
-    async def _request(
-        self, device: ModbusDevice, block: ReadBlock
-    ) -> Sequence[int] | Sequence[bool]:
-        function = block.function_code
-        reply = await self.transact(
-            device,
-            read_request(function, block.start, block.count),
-            reply_size(function, block.count),
-        )
-        return read_reply(function, block.count, reply)
 
 
 class ModbusRtuDriver(ModbusDriver[ModbusRtuDevice]):

@@ -36,11 +36,6 @@ def frame(unit: int, pdu: bytes) -> bytes:
     return body + struct.pack("<H", crc16(body))
 
 
-def read_request(function: int, address: int, count: int) -> bytes:
-    """The PDU of a read (function 1-4)."""
-    return struct.pack(">BHH", function, address, count)
-
-
 def reply_size(function: int, count: int) -> int:
     """Bytes of a normal RTU reply to a read (1-4) or write (5, 6, 15, 16) request."""
     if function in (1, 2):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
@@ -20,14 +19,7 @@ from drivers.base import DeviceError, DeviceTimeout, LinkError
 from drivers.modbus.config import ModbusDevice, ModbusTcpDevice
 from drivers.modbus.driver import ModbusDriver
 from drivers.modbus.link import ModbusLink
-from drivers.modbus.pdu import (
-    ReplyMismatch,
-    read_reply,
-    write_coil_request,
-    write_registers_request,
-    write_reply,
-)
-from drivers.modbus.planner import ReadBlock
+from drivers.modbus.pdu import ReplyMismatch
 
 # pymodbus logs every skipped late frame and lost connection at ERROR; the poller reports
 # what matters to the user once, so its chatter is kept out of the service log.
@@ -74,17 +66,15 @@ class ModbusTcpLink(ModbusLink[ModbusTcpDevice]):
         if client is not None:
             client.close()
 
-    async def _call(self, device: ModbusDevice, method: str, *args: Any, **kwargs: Any) -> bytes:
-        """One pymodbus request, bounded by the device's timeout, its failures ours.
-
-        Returns the reply PDU as received, for :mod:`drivers.modbus.pdu` to check.
-        """
+    async def transact(self, device: ModbusDevice, pdu: bytes) -> bytes:
+        """One request PDU through pymodbus, bounded by the device's timeout, its failures
+        ours; the reply PDU as received, for :mod:`drivers.modbus.pdu` to check."""
         client = self._client
         if client is None or not client.connected:
             raise LinkError(f"connection to {self.host}:{self.port} is lost")
         try:
             async with asyncio.timeout(device.timeout):
-                response = await getattr(client, method)(*args, device_id=device.unit, **kwargs)
+                response = await client.execute(False, RawRequest(pdu, device.unit))
         except TimeoutError:
             raise DeviceTimeout(
                 f"unit {device.unit} at {self.host}:{self.port} did not answer within "
@@ -100,31 +90,19 @@ class ModbusTcpLink(ModbusLink[ModbusTcpDevice]):
             return response.pdu
         if response.isError():
             return bytes((response.function_code, response.exception_code))
-        raise ReplyMismatch(f"a reply of function {response.function_code} to {method}")
+        raise ReplyMismatch(f"a reply of function {response.function_code} to function {pdu[0]}")
 
-    async def _write_registers(self, device: ModbusDevice, address: int, values: list[int]) -> None:
-        request = write_registers_request(address, values)
-        if len(values) == 1:
-            reply = await self._call(device, "write_register", address, values[0])
-        else:
-            reply = await self._call(device, "write_registers", address, values)
-        write_reply(request, reply)
 
-    async def _write_coil(self, device: ModbusDevice, address: int, value: bool) -> None:
-        reply = await self._call(device, "write_coil", address, value)
-        write_reply(write_coil_request(address, value), reply)
+class RawRequest(ModbusPDU):
+    """A request PDU as :mod:`drivers.modbus.pdu` built it; pymodbus only frames it."""
 
-    async def _request(
-        self, device: ModbusDevice, block: ReadBlock
-    ) -> Sequence[int] | Sequence[bool]:
-        method = {
-            "holding": "read_holding_registers",
-            "input": "read_input_registers",
-            "coil": "read_coils",
-            "discrete": "read_discrete_inputs",
-        }[block.table]
-        reply = await self._call(device, method, block.start, count=block.count)
-        return read_reply(block.function_code, block.count, reply)
+    def __init__(self, pdu: bytes, dev_id: int) -> None:
+        super().__init__(dev_id=dev_id)
+        self.function_code = pdu[0]
+        self._data = pdu[1:]
+
+    def encode(self) -> bytes:
+        return self._data
 
 
 class RawReply(ModbusPDU):
