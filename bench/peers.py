@@ -38,13 +38,16 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def wait_http(url: str, within: float = 30.0) -> None:
+def wait_http(url: str, process: subprocess.Popen[bytes], within: float = 60.0) -> None:
+    """Wait until the process answers at this URL (it must not have exited)."""
     deadline = time.monotonic() + within
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=1):
+            with urllib.request.urlopen(url, timeout=2):
                 return
         except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"{process.args[0]} exited with {process.returncode}") from None
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
@@ -104,7 +107,7 @@ def start_bridge(folder: Path, config: Path, port: int, history: int) -> subproc
     bridge = subprocess.Popen(
         [sys.executable, "-m", "bridge", "run", "-c", str(config)], env=env, cwd=folder
     )
-    wait_http(f"http://127.0.0.1:{port}/healthz")
+    wait_http(f"http://127.0.0.1:{port}/healthz", bridge)
     return bridge
 
 
@@ -259,7 +262,7 @@ def start_node_red(
         cwd=NODE_RED,
         stdout=subprocess.DEVNULL,
     )
-    wait_http(f"http://127.0.0.1:{port}/latest/d0", within=60)
+    wait_http(f"http://127.0.0.1:{port}/latest/d0", node)
     return node
 
 

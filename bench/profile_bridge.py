@@ -22,15 +22,21 @@ from pathlib import Path
 import peers
 from vs_nodered import Load
 
-FARM_PORT, BRIDGE_PORT = 5970, 5996
+FARM_PORT, BRIDGE_PORT = 5900, 5996
 
 
-def area(frame: str) -> str:
-    """The package a frame belongs to: bridge, drivers, pymodbus, aiohttp, asyncio, ..."""
-    path = frame.partition("(")[2]
-    for name in ("bridge/", "drivers/", "pymodbus/", "aiohttp/", "asyncio/", "orjson", "json/"):
-        if name in path:
-            return name.rstrip("/")
+PACKAGES = ("bridge/", "drivers/", "pymodbus/", "aiohttp/", "asyncio/", "json/", "gc")
+IDLE = "EpollSelector.select"
+
+
+def area(frames: list[str]) -> str:
+    """The package of the innermost frame that belongs to one: bridge, drivers, pymodbus,
+    aiohttp, asyncio (the event loop itself), json; a sample in none is "other"."""
+    for frame in reversed(frames):
+        path = frame.partition("(")[2]
+        for name in PACKAGES:
+            if name in path:
+                return name.rstrip("/")
     return "other"
 
 
@@ -58,7 +64,7 @@ def main() -> None:
         raw = Path(folder) / "profile.txt"
         subprocess.run(
             [spy, "record", "--format", "raw", "-o", str(raw), "-d", str(args.seconds),
-             "-r", "200", "-p", str(bridge.pid)],
+             "-r", "100", "--nonblocking", "-p", str(bridge.pid)],
             check=True, capture_output=True,
         )  # fmt: skip
         subscriber.wait()
@@ -72,12 +78,13 @@ def main() -> None:
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
         samples = int(count)
-        total += samples
         leaf = frames[-1]
+        if leaf.startswith(IDLE):
+            continue  # waiting for I/O: not work
+        total += samples
         by_leaf[leaf] += samples
-        # charge a sample to the innermost frame of our own code or a library we call
-        by_area[area(leaf)] += samples
-    print(f"{load}: {total} samples over {args.seconds} s (idle time not sampled)")
+        by_area[area(frames)] += samples
+    print(f"{load}: {total} busy samples over {args.seconds} s")
     print("| package (own time) | share |")
     print("|---|---:|")
     for name, samples in by_area.most_common():

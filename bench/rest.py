@@ -66,7 +66,7 @@ def main() -> None:
             body = answer.read().decode()
         bare = subprocess.Popen([sys.executable, __file__, "--serve-bare", body])
         try:
-            peers.wait_http(f"http://127.0.0.1:{BARE_PORT}{PATH}")
+            peers.wait_http(f"http://127.0.0.1:{BARE_PORT}{PATH}", bare)
             rates: dict[str, list[float]] = {"device-bridge": [], "bare aiohttp": []}
             for _ in range(args.phases):
                 rates["device-bridge"].append(wrk(BRIDGE_PORT, args.seconds))

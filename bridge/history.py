@@ -2,7 +2,7 @@
 
 Each point keeps its last N published readings (``BRIDGE_HISTORY``) in preallocated
 ``array`` columns: value, ts, seq and quality, written at a cursor that wraps around.
-A numeric value takes the narrowest type that holds it exactly (``h``, ``i``, ``q`` for
+A numeric value takes the narrowest type that holds it exactly (``H``, ``h``, ``i``, ``q`` for
 integers, ``f`` then ``d`` for floats, ``b`` for booleans), widening the column when a
 value does not fit; strings, and values of mixed types, are kept as objects. ``seq`` is
 kept as an offset from the first one (4 bytes, widened after 2^32 publications). Errors
@@ -27,7 +27,11 @@ _QUALITY_CODE = {q: i for i, q in enumerate(QUALITIES)}
 _BAD = _QUALITY_CODE[Quality.BAD]
 
 #: the column types a value of each Python type moves through as it needs more room
-_WIDENING: dict[type, tuple[str, ...]] = {bool: ("b",), int: ("h", "i", "q"), float: ("f", "d")}
+_WIDENING: dict[type, tuple[str, ...]] = {
+    bool: ("b",),
+    int: ("H", "h", "i", "q"),  # a register's uint16 first: most Modbus points are one
+    float: ("f", "d"),
+}
 
 
 class _Values:
@@ -76,8 +80,8 @@ class _Values:
         assert self.kind is not None
         codes = _WIDENING[self.kind]
         for code in codes[codes.index(data.typecode) + 1 :]:
-            wider = array(code, data)
             try:
+                wider = array(code, data)  # the values kept must fit too
                 wider[index] = value
             except OverflowError:
                 continue

@@ -64,7 +64,7 @@ def test_the_ring_keeps_the_last_readings_exactly(
 def test_numbers_take_the_narrowest_column_that_holds_them() -> None:
     history = History(4)
     history.append(7, Quality.GOOD, 1.0, 1, None)
-    assert history._values.data.typecode == "h"  # type: ignore[union-attr]
+    assert history._values.data.typecode == "H"  # type: ignore[union-attr]
     history.append(70000, Quality.GOOD, 2.0, 2, None)
     assert history._values.data.typecode == "i"  # type: ignore[union-attr]
     floats = History(4)
