@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,7 +38,9 @@ def serve_bare(port: int, body: str) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
-def wrk(port: int, seconds: float) -> float:
+def wrk(port: int, seconds: float, server: subprocess.Popen[bytes]) -> tuple[float, float]:
+    """Requests per second, and the server's CPU microseconds per request."""
+    cpu = peers.cpu_seconds(server.pid)
     out = subprocess.run(
         ["wrk", "-t1", "-c20", f"-d{round(seconds)}s", f"http://127.0.0.1:{port}{PATH}"],
         check=True,
@@ -46,7 +49,8 @@ def wrk(port: int, seconds: float) -> float:
     ).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     assert match, out
-    return float(match.group(1))
+    rate = float(match.group(1))
+    return rate, (peers.cpu_seconds(server.pid) - cpu) / (rate * seconds) * 1e6
 
 
 def main() -> None:
@@ -67,21 +71,25 @@ def main() -> None:
         bare = subprocess.Popen([sys.executable, __file__, "--serve-bare", body])
         try:
             peers.wait_http(f"http://127.0.0.1:{BARE_PORT}{PATH}", bare)
-            rates: dict[str, list[float]] = {"device-bridge": [], "bare aiohttp": []}
+            rates: dict[str, list[tuple[float, float]]] = {"device-bridge": [], "bare aiohttp": []}
             for _ in range(args.phases):
-                rates["device-bridge"].append(wrk(BRIDGE_PORT, args.seconds))
-                rates["bare aiohttp"].append(wrk(BARE_PORT, args.seconds))
+                rates["device-bridge"].append(wrk(BRIDGE_PORT, args.seconds, bridge))
+                rates["bare aiohttp"].append(wrk(BARE_PORT, args.seconds, bare))
         finally:
             peers.stop(bare)
             peers.stop(bridge)
             peers.stop(farm)
     print(f"GET {PATH}, wrk -t1 -c20, {args.phases} phases of {args.seconds:g} s each")
-    print("| server | requests/s (each phase) | best |")
-    print("|---|---|---:|")
+    print("| server | requests/s (each phase) | best | CPU per request (median) |")
+    print("|---|---|---:|---:|")
     for name, runs in rates.items():
-        print(f"| {name} | {', '.join(f'{r:,.0f}' for r in runs)} | {max(runs):,.0f} |")
-    ratio = max(rates["device-bridge"]) / max(rates["bare aiohttp"])
-    print(f"| ratio | | {ratio:.2f} |")
+        each = ", ".join(f"{r:,.0f}" for r, _ in runs)
+        cpu = statistics.median(c for _, c in runs)
+        print(f"| {name} | {each} | {max(r for r, _ in runs):,.0f} | {cpu:.0f} µs |")
+    ours, bare_runs = rates["device-bridge"], rates["bare aiohttp"]
+    ratio = max(r for r, _ in ours) / max(r for r, _ in bare_runs)
+    cpu_ratio = statistics.median(c for _, c in bare_runs) / statistics.median(c for _, c in ours)
+    print(f"| bridge / bare | | {ratio:.2f} | {cpu_ratio:.2f} (bare's CPU / ours) |")
 
 
 if __name__ == "__main__":

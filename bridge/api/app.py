@@ -367,10 +367,12 @@ def make_app(bridge: Bridge) -> web.Application:
     """The application, with every route under ``BRIDGE_ROOT_PATH``."""
     settings = bridge.settings
     origins = settings.cors_origin_list
-    # CORS outermost: an error (401, 404, ...) must reach the page that asked, to be read
+    # CORS outermost: an error (401, 404, ...) must reach the page that asked, to be read.
+    # With no origins there is no CORS at all, and no layer for it on every request.
+    cors = [cors_middleware(origins)] if origins else []
     api = web.Application(
         middlewares=[
-            cors_middleware(origins),
+            *cors,
             problems_middleware,
             refused_writes_middleware,
             auth_middleware(Tokens(settings), OPEN_HANDLERS),
@@ -388,8 +390,6 @@ def make_app(bridge: Bridge) -> web.Application:
     api.on_shutdown.append(close_streams)
     if not settings.root_path:
         return api
-    outer = web.Application(
-        middlewares=[cors_middleware(origins), problems_middleware], client_max_size=MAX_BODY
-    )
+    outer = web.Application(middlewares=[*cors, problems_middleware], client_max_size=MAX_BODY)
     outer.add_subapp(settings.root_path, api)
     return outer
