@@ -45,27 +45,34 @@ class _Values:
         self.data: array[Any] | list[Value | None] | None = None
 
     def set(self, index: int, value: Value) -> None:
+        kind = self.kind
+        if type(value) is kind:  # the usual case: a value of the column's type
+            data = self.data
+            try:
+                data[index] = value  # type: ignore[index]
+            except OverflowError:
+                self._widen(index, value)
+                return
+            if kind is float and data[index] != value and value == value:  # type: ignore[index]
+                self._widen(index, value)  # a float32 column cannot hold this one exactly
+            return
+        self._set_other(index, value)
+
+    def _set_other(self, index: int, value: Value) -> None:
+        """The first value, or one of another type than the column's so far."""
         kind = type(value)
         data = self.data
+        if data is None and kind in _WIDENING:
+            self.kind = kind
+            code = _WIDENING[kind][0]
+            self.data = array(code, bytes(array(code).itemsize * self.size))
+            self.set(index, value)
+            return
         if data is None:
-            if kind in _WIDENING:
-                self.kind = kind
-                code = _WIDENING[kind][0]
-                self.data = data = array(code, bytes(array(code).itemsize * self.size))
-            else:
-                self.data = data = [None] * self.size
-        if kind is not self.kind and type(data) is array:
+            data = self.data = [None] * self.size
+        elif type(data) is array:
             data = self._to_list()
-        if type(data) is list:
-            data[index] = value
-            return
-        try:
-            data[index] = value
-        except OverflowError:
-            self._widen(index, value)
-            return
-        if kind is float and data[index] != value and value == value:
-            self._widen(index, value)  # a float32 column cannot hold this one exactly
+        data[index] = value
 
     def get(self, index: int) -> Value | None:
         data = self.data
@@ -143,10 +150,10 @@ class History:
             self._seqs = array("q", self._seqs)
             self._seqs[at] = seq - self._seq_base
         self._qualities[at] = _QUALITY_CODE[quality]
-        if error is None:
-            self._errors.pop(at, None)
-        else:
+        if error is not None:
             self._errors[at] = error
+        elif self._errors:
+            self._errors.pop(at, None)
 
     def readings(
         self, device: str, point: str, unit: str | None, start: int = 0, stop: int | None = None

@@ -21,6 +21,8 @@ from bridge.states import Quality
 from drivers.base import DeviceConfig, PointConfig, PointFailure, ReadResult, Value
 
 NEVER_READ = "not read yet"
+GOOD, STALE, BAD = Quality.GOOD, Quality.STALE, Quality.BAD
+_new = tuple.__new__
 NO_VALUE = "the driver returned no value"
 
 
@@ -55,13 +57,19 @@ class _Slot:
     ) -> PublishedReading:
         self.value, self.quality, self.ts, self.seq, self.error = value, quality, ts, seq, error
         self.history.append(value, quality, ts, seq, error)
-        return PublishedReading(self.device, self.point, value, self.unit, quality, ts, seq, error)
+        # tuple.__new__ directly: the named tuple's own __new__ is a Python function, and
+        # this runs for every changed point of every poll
+        return _new(
+            PublishedReading, (self.device, self.point, value, self.unit, quality, ts, seq, error)
+        )
 
     def changed(self, value: Value) -> bool:
-        if self.quality != Quality.GOOD:
+        if self.quality is not GOOD:
             return True
         previous = self.value
         deadband = self.deadband
+        if deadband is None:
+            return value != previous or type(value) is not type(previous)
         if (
             deadband is not None
             and isinstance(value, int | float)
@@ -97,13 +105,13 @@ class Store:
             if result is None:
                 result = PointFailure(NO_VALUE)
             if type(result) is PointFailure:
-                if slot.quality == Quality.BAD and slot.error == result.error and slot.seq:
+                if slot.quality == BAD and slot.error == result.error and slot.seq:
                     continue
                 self.seq += 1
-                published.append(slot.publish(None, Quality.BAD, ts, self.seq, result.error))
+                published.append(slot.publish(None, BAD, ts, self.seq, result.error))
             elif slot.changed(result):  # type: ignore[arg-type]
                 self.seq += 1
-                published.append(slot.publish(result, Quality.GOOD, ts, self.seq, None))  # type: ignore[arg-type]
+                published.append(slot.publish(result, GOOD, ts, self.seq, None))  # type: ignore[arg-type]
             else:
                 slot.ts = ts
         return published
@@ -112,11 +120,11 @@ class Store:
         """The device stopped answering: good readings turn stale, keeping value and ts."""
         published: list[PublishedReading] = []
         for slot in self._slots[device].values():
-            if slot.quality != Quality.GOOD:
+            if slot.quality != GOOD:
                 continue
             self.seq += 1
             assert slot.ts is not None  # a good reading was read
-            published.append(slot.publish(slot.value, Quality.STALE, slot.ts, self.seq, error))
+            published.append(slot.publish(slot.value, STALE, slot.ts, self.seq, error))
         return published
 
     def has(self, device: str, point: str | None = None) -> bool:

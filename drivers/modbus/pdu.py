@@ -84,7 +84,7 @@ def read_reply(function: int, count: int, reply: bytes) -> list[int] | list[bool
         raise ReplyMismatch(f"{len(data)} data byte(s) for byte count {expected}")
     if function in BIT_READS:
         return [bool(data[i >> 3] >> (i & 7) & 1) for i in range(count)]
-    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, expected, 2)]
+    return list(struct.unpack(f">{count}H", data))
 
 
 def write_reply(request: bytes, reply: bytes) -> None:
