@@ -8,7 +8,8 @@ COPY pyproject.toml README.md ./
 COPY bridge bridge
 COPY drivers drivers
 COPY simulators simulators
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# the wheel and every wheel the service needs (the `service` extra), all installed below
+RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[service]'
 
 FROM python:3.11-slim
 # dialout: the group that owns serial ports (/dev/ttyUSB*, /dev/ttyACM*) on Debian hosts

@@ -13,10 +13,19 @@ import sys
 from collections.abc import Sequence
 
 from bridge import __version__
-from bridge.config import BridgeConfig, ConfigError, load_config
-from bridge.logs import setup_logging
-from bridge.registry import available_drivers
-from bridge.server import serve_until_stopped
+
+try:
+    from bridge.config import BridgeConfig, ConfigError, load_config
+    from bridge.logs import setup_logging
+    from bridge.registry import available_drivers
+    from bridge.server import serve_until_stopped
+except ModuleNotFoundError as missing:
+    # `pip install device-bridge` is the client alone (README, "For agents"): say what to
+    # install instead of a traceback.
+    raise SystemExit(
+        f"device-bridge: the service is not installed ({missing.name} is missing); "
+        "install it with: pip install 'device-bridge[service]'"
+    ) from None
 
 SIMULATORS = ("modbus-tcp", "modbus-rtu", "serial-line")
 

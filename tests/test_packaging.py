@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from test_cli_lifecycle import (
+    BRIDGE,
     DEMO_POINTS,
     READINGS_LINE,
     Child,
@@ -151,7 +152,7 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> N
 
     # installed, not editable, with its dependencies; from tmp_path the checkout is not
     # importable
-    ok(run_cli(["install", "--disable-pip-version-check", str(wheel)], tmp_path,
+    ok(run_cli(["install", "--disable-pip-version-check", f"{wheel}[service]"], tmp_path,
                command=[str(venv / "bin" / "pip")], timeout=240))  # fmt: skip
     script = (
         "import bridge, bridge.demo, simulators.modbus.profile as p; "
@@ -225,3 +226,63 @@ def test_dockerfile_properties() -> None:
             [str(hadolint), str(DOCKERFILE)], capture_output=True, text=True, timeout=60
         )
         assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+#: what an agent does with the client alone: one reading over REST, one from the stream
+AGENT = """
+import asyncio, bridge.client
+from bridge.client import BridgeClient, Reading
+
+async def main():
+    async with BridgeClient() as client:
+        latest = await client.latest("boiler", "temperature")
+        async with client.subscribe(points=["boiler/pressure"]) as stream:
+            first = await anext(stream)
+    assert isinstance(first, Reading), first
+    print(bridge.client.__file__)
+    print(latest.quality, first.point, first.quality)
+
+asyncio.run(main())
+"""
+#: distributions the client must not bring along
+SERVICE_ONLY = {"pymodbus", "pyserial", "pyserial-asyncio-fast", "pydantic", "pyyaml", "aiomqtt"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_client_installs_alone_and_reads_a_live_bridge(tmp_path: Path) -> None:
+    source = copy_build_context(tmp_path / "src")
+    venv = tmp_path / "venv"
+    with Child([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path) as making_venv:
+        wheels = tmp_path / "wheels"
+        ok(run_cli(["wheel", "--no-deps", "-w", str(wheels), str(source)], tmp_path,
+                   command=(sys.executable, "-m", "pip"), timeout=240))  # fmt: skip
+        assert making_venv.proc.wait(timeout=120) == 0, making_venv.report()
+    (wheel,) = wheels.glob("device_bridge-*.whl")
+
+    # `pip install device-bridge`: the client and aiohttp, none of the service's dependencies
+    pip = [str(venv / "bin" / "pip"), "--disable-pip-version-check"]
+    ok(run_cli(["install", str(wheel)], tmp_path, command=pip, timeout=240))
+    listed = ok(run_cli(["list", "--format=json"], tmp_path, command=pip)).stdout
+    installed = {package["name"].lower() for package in json.loads(listed)}
+    assert "aiohttp" in installed
+    assert not SERVICE_ONLY & installed, SERVICE_ONLY & installed
+
+    # the service's command says what is missing, without a traceback
+    refused = run_cli(["run"], tmp_path, command=[str(venv / "bin" / "device-bridge")])
+    assert refused.returncode == 1, refused
+    assert "pip install 'device-bridge[service]'" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    # the installed client reads a live bridge (the demo, run from the checkout)
+    port = free_port()
+    with Child([*BRIDGE, "demo", "--port", str(port)], cwd=tmp_path) as demo:
+        base = demo.expect(READINGS_LINE).group(1)
+        poll(lambda: all_good(base, DEMO_POINTS), 15, "every demo point good")
+        answered = ok(run_cli(["-c", AGENT], tmp_path, env={"SERVICE_URL": base},
+                              command=[str(venv / "bin" / "python")]))  # fmt: skip
+        status = demo.stop(signal.SIGINT)
+    assert_clean_exit(status, demo)
+    client_file, result = answered.stdout.splitlines()
+    assert Path(client_file).is_relative_to(venv), client_file  # not the checkout's
+    assert result == "good pressure good"
