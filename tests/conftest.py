@@ -32,6 +32,23 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
+async def get_json(session: aiohttp.ClientSession, path: str, **kwargs: Any) -> Any:
+    """The JSON body of a GET under the session's base URL, checked to be a 200 JSON answer."""
+    async with session.get(path, **kwargs) as response:
+        assert response.status == 200, await response.text()
+        assert response.content_type == "application/json"
+        return await response.json()
+
+
+async def all_good(
+    session: aiohttp.ClientSession, device: str | None = None, **kwargs: Any
+) -> bool:
+    """Whether every latest reading (of one device, if named) has quality good."""
+    path = f"api/v1/devices/{device}/readings" if device else "api/v1/readings"
+    body = await get_json(session, path, **kwargs)
+    return all(r["quality"] == "good" for r in body["readings"])
+
+
 def boiler_state() -> ModbusDeviceState:
     """A unit holding the demo boiler's example values (README, "The API")."""
     state = ModbusDeviceState("boiler")

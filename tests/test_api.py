@@ -9,7 +9,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import BOILER_POINTS, eventually, tcp_device
+from conftest import BOILER_POINTS, BridgeFactory, all_good, eventually, get_json, tcp_device
+
+from simulators.modbus import ModbusSimulator
 
 PROBLEM = "application/problem+json"
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -31,13 +33,6 @@ def closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
-
-
-async def get_json(session: aiohttp.ClientSession, path: str, **kwargs: Any) -> Any:
-    async with session.get(path, **kwargs) as response:
-        assert response.status == 200, await response.text()
-        assert response.content_type == "application/json"
-        return await response.json()
 
 
 async def problem(response: aiohttp.ClientResponse, status: int) -> dict[str, Any]:
@@ -70,11 +65,6 @@ async def has_status(session: aiohttp.ClientSession, device: str, status: str) -
     return bool(body["status"] == status)
 
 
-async def all_good(session: aiohttp.ClientSession, device: str) -> bool:
-    body = await get_json(session, f"api/v1/devices/{device}/readings")
-    return all(r["quality"] == "good" for r in body["readings"])
-
-
 async def reads(session: aiohttp.ClientSession, point_id: str, value: Any) -> bool:
     """Whether the boiler's point reads this value now."""
     return bool((await point(session, "boiler", point_id))["value"] == value)
@@ -104,14 +94,16 @@ def parse_metrics(text: str) -> dict[str, float]:
 # --------------------------------------------------------------------------- health
 
 
-async def test_healthz_answers_200_while_the_only_device_is_dead(bridge_factory: Any) -> None:
+async def test_healthz_answers_200_while_the_only_device_is_dead(
+    bridge_factory: BridgeFactory,
+) -> None:
     _, session = await bridge_factory([tcp_device("dead", closed_port())])
     await eventually(lambda: has_status(session, "dead", "offline"))
     assert await get_json(session, "healthz") == {"status": "ok"}
 
 
 async def test_readyz_is_503_until_every_device_was_tried_then_200_with_statuses(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     sim, port = simulator
     sim.delay = 0.3  # the boiler's first poll takes that long
@@ -136,7 +128,7 @@ async def test_readyz_is_503_until_every_device_was_tried_then_200_with_statuses
 
 
 async def test_metrics_count_polls_failures_and_latency_per_device(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     _, port = simulator
     _, session = await bridge_factory(
@@ -190,7 +182,9 @@ async def test_metrics_count_polls_failures_and_latency_per_device(
     )
 
 
-async def test_metrics_keep_large_counters_exact(simulator: Any, bridge_factory: Any) -> None:
+async def test_metrics_keep_large_counters_exact(
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
+) -> None:
     """A long-running bridge has published millions of readings: the counter stays exact."""
     sim, port = simulator
     running, session = await bridge_factory([tcp_device("boiler", port)])
@@ -207,7 +201,7 @@ async def test_metrics_keep_large_counters_exact(simulator: Any, bridge_factory:
 
 
 async def test_devices_list_each_device_with_status_and_last_poll(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     _, port = simulator
     dead_port = closed_port()
@@ -231,7 +225,7 @@ async def test_devices_list_each_device_with_status_and_last_poll(
 
 
 async def test_one_device_shows_point_definitions_and_poll_statistics(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     _, port = simulator
     _, session = await bridge_factory([tcp_device("boiler", port)])
@@ -250,7 +244,7 @@ async def test_one_device_shows_point_definitions_and_poll_statistics(
 
 
 async def test_a_refused_point_is_bad_with_its_error_and_the_device_degraded(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     sim, port = simulator
     sim.exception_for("holding", 40, 47, 2)
@@ -270,7 +264,9 @@ async def test_a_refused_point_is_bad_with_its_error_and_the_device_degraded(
 # --------------------------------------------------------------------------- readings
 
 
-async def test_every_point_reads_its_value_decoded(simulator: Any, bridge_factory: Any) -> None:
+async def test_every_point_reads_its_value_decoded(
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
+) -> None:
     _, port = simulator
     _, session = await bridge_factory([tcp_device("boiler", port)])
     await eventually(lambda: all_good(session, "boiler"))
@@ -318,7 +314,10 @@ ALL_TWIN = [("twin", "temperature"), ("twin", "pressure")]
     ],
 )  # fmt: skip
 async def test_readings_filters_by_device_and_point(
-    simulator: Any, bridge_factory: Any, query: str, expected: list[tuple[str, str]]
+    simulator: tuple[ModbusSimulator, int],
+    bridge_factory: BridgeFactory,
+    query: str,
+    expected: list[tuple[str, str]],
 ) -> None:
     _, port = simulator
     _, session = await bridge_factory(
@@ -334,7 +333,7 @@ async def test_readings_filters_by_device_and_point(
 
 
 async def test_history_keeps_readings_oldest_first_with_since_and_limit(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     sim, port = simulator
     _, session = await bridge_factory([tcp_device("boiler", port)])
@@ -370,7 +369,9 @@ async def test_history_keeps_readings_oldest_first_with_since_and_limit(
 # --------------------------------------------------------------------------- poll now
 
 
-async def test_poll_answers_fresh_readings_at_once(simulator: Any, bridge_factory: Any) -> None:
+async def test_poll_answers_fresh_readings_at_once(
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
+) -> None:
     sim, port = simulator
     # polled once at start, and then not for a long while
     _, session = await bridge_factory([tcp_device("boiler", port, interval=60.0)])
@@ -390,7 +391,9 @@ async def test_poll_answers_fresh_readings_at_once(simulator: Any, bridge_factor
     assert (await point(session, "boiler", "temperature"))["value"] == 30.0
 
 
-async def test_poll_of_a_device_whose_endpoint_is_down_is_503(bridge_factory: Any) -> None:
+async def test_poll_of_a_device_whose_endpoint_is_down_is_503(
+    bridge_factory: BridgeFactory,
+) -> None:
     _, session = await bridge_factory([tcp_device("dead", closed_port())])
     await eventually(lambda: has_status(session, "dead", "offline"))
     async with session.post("api/v1/devices/dead/poll") as response:
@@ -399,7 +402,7 @@ async def test_poll_of_a_device_whose_endpoint_is_down_is_503(bridge_factory: An
 
 
 async def test_poll_of_a_device_that_does_not_answer_is_504(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     _, port = simulator
     _, session = await bridge_factory([tcp_device("mute", port, unit=9)])
@@ -413,7 +416,7 @@ async def test_poll_of_a_device_that_does_not_answer_is_504(
 
 
 async def test_unknown_device_point_and_route_are_404_problems(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     _, port = simulator
     _, session = await bridge_factory([tcp_device("boiler", port)])
@@ -438,7 +441,9 @@ async def test_unknown_device_point_and_route_are_404_problems(
         assert "boiler" in (await problem(response, 404))["detail"]  # names the known ones
 
 
-async def test_a_wrong_method_is_a_405_problem(simulator: Any, bridge_factory: Any) -> None:
+async def test_a_wrong_method_is_a_405_problem(
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
+) -> None:
     _, port = simulator
     _, session = await bridge_factory([tcp_device("boiler", port)])
     for method, path in (
@@ -465,7 +470,9 @@ async def test_a_wrong_method_is_a_405_problem(simulator: Any, bridge_factory: A
         "api/v1/devices/boiler/points/temperature/history?since=2026-13-45T00:00:00Z",
     ],
 )
-async def test_a_bad_query_is_a_400_problem(simulator: Any, bridge_factory: Any, path: str) -> None:
+async def test_a_bad_query_is_a_400_problem(
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory, path: str
+) -> None:
     _, port = simulator
     _, session = await bridge_factory([tcp_device("boiler", port)])
     async with session.get(path) as response:
@@ -478,7 +485,7 @@ async def test_a_bad_query_is_a_400_problem(simulator: Any, bridge_factory: Any,
 
 
 async def test_root_path_serves_every_route_under_it_and_none_without(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     _, port = simulator
     running, session = await bridge_factory([tcp_device("boiler", port)], root_path="/resource")
@@ -498,7 +505,7 @@ async def test_root_path_serves_every_route_under_it_and_none_without(
 
 
 async def test_read_token_guards_every_route_but_healthz(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     _, port = simulator
     _, session = await bridge_factory([tcp_device("boiler", port)], read_token="s3cret")
@@ -534,7 +541,7 @@ async def test_read_token_guards_every_route_but_healthz(
 
 
 async def test_read_token_under_a_root_path_still_leaves_healthz_open(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     _, port = simulator
     _, session = await bridge_factory(
@@ -548,7 +555,7 @@ async def test_read_token_under_a_root_path_still_leaves_healthz_open(
 
 
 async def test_read_token_is_not_bypassed_by_a_path_ending_in_healthz(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     _, port = simulator
     _, session = await bridge_factory([tcp_device("boiler", port)], read_token="s3cret")
@@ -563,7 +570,7 @@ async def test_read_token_is_not_bypassed_by_a_path_ending_in_healthz(
 
 
 async def test_a_silent_device_turns_stale_and_offline_then_good_and_online(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     sim, port = simulator
     _, session = await bridge_factory([tcp_device("boiler", port)])

@@ -211,7 +211,7 @@ def readings(base: str) -> dict[tuple[str, str], dict[str, Any]]:
     return {(r["device"], r["point"]): r for r in body["readings"]}
 
 
-def all_good(
+def readings_when_good(
     base: str, expected: set[tuple[str, str]]
 ) -> dict[tuple[str, str], dict[str, Any]] | None:
     """The readings once every expected point is there with quality good, else None."""
@@ -251,7 +251,7 @@ def test_demo_serves_moving_good_readings_and_stops_on_sigint(tmp_path: Path) ->
         assert base == f"http://127.0.0.1:{port}"
         demo.expect(r"simulator: modbus-tcp on 127\.0\.0\.1:\d+")
 
-        first = poll(lambda: all_good(base, DEMO_POINTS), 10, "every demo point good")
+        first = poll(lambda: readings_when_good(base, DEMO_POINTS), 10, "every demo point good")
         assert set(first) == DEMO_POINTS
         before = first[TEMPERATURE]
         assert 55.0 <= before["value"] <= 65.0, before  # 60 ± 5
@@ -310,7 +310,7 @@ def test_run_on_a_simulator_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
             base = bridge.expect(READINGS_LINE).group(1)
             assert base == f"http://127.0.0.1:{api_port}"  # BRIDGE_PORT is honoured
             boiler = {(d, p) for d, p in DEMO_POINTS if d == "boiler"}
-            latest = poll(lambda: all_good(base, boiler), 10, "every point good")
+            latest = poll(lambda: readings_when_good(base, boiler), 10, "every point good")
             assert set(latest) == boiler
             assert 55.0 <= latest[TEMPERATURE]["value"] <= 65.0
             status, device = get(f"{base}/api/v1/devices/boiler")

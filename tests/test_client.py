@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
-from conftest import eventually, tcp_device
+from conftest import BridgeFactory, eventually, tcp_device
 
 from bridge.backoff import backoff
 from bridge.client import (
@@ -39,6 +39,7 @@ from bridge.client import (
     Unauthorized,
 )
 from bridge.server import RunningServer
+from simulators.modbus import ModbusSimulator
 from simulators.waveforms import Sine
 
 BOILER_VALUES = {
@@ -79,7 +80,11 @@ def wave_points(count: int) -> list[dict[str, Any]]:
 
 
 async def wave_bridge(
-    simulator: Any, bridge_factory: Any, count: int = 3, interval: float = 0.01, **server: Any
+    simulator: tuple[ModbusSimulator, int],
+    bridge_factory: BridgeFactory,
+    count: int = 3,
+    interval: float = 0.01,
+    **server: Any,
 ) -> RunningServer:
     """A bridge on the boiler and on a fast ``wave`` device whose values always change."""
     sim, port = simulator
@@ -89,16 +94,18 @@ async def wave_bridge(
         tcp_device("wave", port, points=wave_points(count), interval=interval),
     ]
     running, _ = await bridge_factory(devices, **server)
-    return running  # type: ignore[no-any-return]
+    return running
 
 
-async def boiler_bridge(simulator: Any, bridge_factory: Any, **server: Any) -> RunningServer:
+async def boiler_bridge(
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory, **server: Any
+) -> RunningServer:
     _, port = simulator
     running, _ = await bridge_factory([tcp_device("boiler", port)], **server)
 
     store = running.bridge.store
     await eventually(lambda: all(r.quality == "good" for r in store.device_readings("boiler")))
-    return running  # type: ignore[no-any-return]
+    return running
 
 
 class Proxy:
@@ -222,7 +229,9 @@ def same(client_side: list[Reading], bridge_side: list[Any]) -> None:
 
 
 async def test_service_url_is_the_default_base(
-    simulator: Any, bridge_factory: Any, monkeypatch: pytest.MonkeyPatch
+    simulator: tuple[ModbusSimulator, int],
+    bridge_factory: BridgeFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     running = await boiler_bridge(simulator, bridge_factory)
     for url in (running.url, running.url + "/"):
@@ -234,7 +243,10 @@ async def test_service_url_is_the_default_base(
 
 @pytest.mark.parametrize("trailing", ["", "/"])
 async def test_service_url_with_a_path(
-    simulator: Any, bridge_factory: Any, monkeypatch: pytest.MonkeyPatch, trailing: str
+    simulator: tuple[ModbusSimulator, int],
+    bridge_factory: BridgeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    trailing: str,
 ) -> None:
     running = await boiler_bridge(simulator, bridge_factory, root_path="/resource")
     assert running.url.endswith("/resource")
@@ -265,7 +277,9 @@ def test_no_base_url_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
 # --------------------------------------------------------------------------- REST
 
 
-async def test_every_rest_method_gives_typed_results(simulator: Any, bridge_factory: Any) -> None:
+async def test_every_rest_method_gives_typed_results(
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
+) -> None:
     sim, _ = simulator
     running = await boiler_bridge(simulator, bridge_factory, write_token="w-secret")
     async with BridgeClient(running.url, token="w-secret") as bridge:
@@ -342,7 +356,9 @@ async def test_every_rest_method_gives_typed_results(simulator: Any, bridge_fact
         assert await bridge.history("boiler", "temperature", since=future) == []
 
 
-async def test_a_session_given_is_used_and_left_open(simulator: Any, bridge_factory: Any) -> None:
+async def test_a_session_given_is_used_and_left_open(
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
+) -> None:
     _, port = simulator
     running, session = await bridge_factory([tcp_device("boiler", port)])
     bridge = BridgeClient(running.url, session=session)
@@ -357,7 +373,9 @@ async def test_a_session_given_is_used_and_left_open(simulator: Any, bridge_fact
         await anext(bridge.subscribe())
 
 
-async def test_a_bad_reading_carries_its_error(simulator: Any, bridge_factory: Any) -> None:
+async def test_a_bad_reading_carries_its_error(
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
+) -> None:
     sim, port = simulator
     points = [{"id": "far", "table": "holding", "address": 60000, "type": "uint16"}]
     sim.exception_for("holding", 60000, 60000, 2)
@@ -377,7 +395,7 @@ async def test_a_bad_reading_carries_its_error(simulator: Any, bridge_factory: A
 
 
 async def test_errors_carry_the_problem_s_status_and_detail(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     running = await boiler_bridge(simulator, bridge_factory, write_token="w-secret")
     async with BridgeClient(running.url, token="w-secret") as bridge:
@@ -414,7 +432,11 @@ async def test_errors_carry_the_problem_s_status_and_detail(
         assert "nope" in refused.value.detail
 
 
-async def test_tokens(simulator: Any, bridge_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_tokens(
+    simulator: tuple[ModbusSimulator, int],
+    bridge_factory: BridgeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     running = await boiler_bridge(
         simulator, bridge_factory, read_token="r-secret", write_token="w-secret"
     )
@@ -443,7 +465,9 @@ async def test_tokens(simulator: Any, bridge_factory: Any, monkeypatch: pytest.M
             await wrong.readings()
 
 
-async def test_writes_disabled_is_forbidden(simulator: Any, bridge_factory: Any) -> None:
+async def test_writes_disabled_is_forbidden(
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
+) -> None:
     running = await boiler_bridge(simulator, bridge_factory)
     async with BridgeClient(running.url, token="anything") as bridge:
         with pytest.raises(Forbidden, match="writes are disabled") as refused:
@@ -509,7 +533,7 @@ async def test_an_answer_that_is_not_a_problem_still_gives_a_useful_error() -> N
 
 
 async def test_subscribe_yields_the_snapshot_then_live_readings(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     sim, _ = simulator
     running = await boiler_bridge(simulator, bridge_factory)
@@ -529,7 +553,7 @@ async def test_subscribe_yields_the_snapshot_then_live_readings(
 
 
 async def test_breaking_out_of_the_loop_closes_the_websocket(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     running = await boiler_bridge(simulator, bridge_factory)
     hub = running.bridge.hub
@@ -554,7 +578,9 @@ async def test_breaking_out_of_the_loop_closes_the_websocket(
         await eventually(lambda: not hub.subscribers)
 
 
-async def test_status_changes_when_asked_for(simulator: Any, bridge_factory: Any) -> None:
+async def test_status_changes_when_asked_for(
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
+) -> None:
     sim, _ = simulator
     running = await boiler_bridge(simulator, bridge_factory)
     async with BridgeClient(running.url) as bridge:
@@ -580,7 +606,7 @@ async def test_status_changes_when_asked_for(simulator: Any, bridge_factory: Any
 
 
 async def test_subscribe_waits_for_a_bridge_that_is_not_up_yet(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     running = await boiler_bridge(simulator, bridge_factory)
     async with Proxy(port_of(running)) as proxy, fast_client(proxy.url) as bridge:
@@ -598,7 +624,7 @@ async def test_subscribe_waits_for_a_bridge_that_is_not_up_yet(
 
 
 async def test_cut_connections_lose_no_reading_and_repeat_none(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     """The issue's "done when": cut the connection several times while readings flow."""
     running = await wave_bridge(simulator, bridge_factory, count=3, history=100_000)
@@ -631,7 +657,7 @@ async def test_cut_connections_lose_no_reading_and_repeat_none(
 
 
 async def test_a_gap_is_yielded_when_history_no_longer_holds_what_was_missed(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     running = await wave_bridge(simulator, bridge_factory, count=3, history=2)
     store = running.bridge.store
@@ -664,7 +690,7 @@ async def test_a_gap_is_yielded_when_history_no_longer_holds_what_was_missed(
 
 
 async def test_a_restarted_bridge_is_a_gap_with_a_new_boot(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     sim, _ = simulator
     first = await boiler_bridge(simulator, bridge_factory)
@@ -690,7 +716,7 @@ async def test_a_restarted_bridge_is_a_gap_with_a_new_boot(
 
 
 async def test_a_bridge_restarted_on_its_port_is_followed(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     first = await boiler_bridge(simulator, bridge_factory)
     async with fast_client(first.url) as bridge:
@@ -707,7 +733,7 @@ async def test_a_bridge_restarted_on_its_port_is_followed(
 
 
 async def test_a_client_closed_for_being_slow_resumes_without_loss(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     count = 40
     running = await wave_bridge(
@@ -734,7 +760,7 @@ async def test_a_client_closed_for_being_slow_resumes_without_loss(
 
 
 async def test_subscribe_since_resumes_from_a_saved_position(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     sim, _ = simulator
     running = await boiler_bridge(simulator, bridge_factory)

@@ -24,11 +24,11 @@ from test_cli_lifecycle import (
     DEMO_POINTS,
     READINGS_LINE,
     Child,
-    all_good,
     assert_clean_exit,
     free_port,
     get,
     poll,
+    readings_when_good,
     run_cli,
 )
 
@@ -175,7 +175,7 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> N
     with Child([*device_bridge, "demo", "--port", str(port)], cwd=tmp_path) as demo:
         base = demo.expect(READINGS_LINE).group(1)
         assert base == f"http://127.0.0.1:{port}"
-        latest = poll(lambda: all_good(base, DEMO_POINTS), 15, "every demo point good")
+        latest = poll(lambda: readings_when_good(base, DEMO_POINTS), 15, "every demo point good")
         assert set(latest) == DEMO_POINTS
         assert get(f"{base}/healthz") == (200, {"status": "ok"})
         status = demo.stop(signal.SIGINT)
@@ -278,7 +278,7 @@ def test_the_client_installs_alone_and_reads_a_live_bridge(tmp_path: Path) -> No
     port = free_port()
     with Child([*BRIDGE, "demo", "--port", str(port)], cwd=tmp_path) as demo:
         base = demo.expect(READINGS_LINE).group(1)
-        poll(lambda: all_good(base, DEMO_POINTS), 15, "every demo point good")
+        poll(lambda: readings_when_good(base, DEMO_POINTS), 15, "every demo point good")
         answered = ok(run_cli(["-c", AGENT], tmp_path, env={"SERVICE_URL": base},
                               command=[str(venv / "bin" / "python")]))  # fmt: skip
         status = demo.stop(signal.SIGINT)

@@ -9,8 +9,9 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import WSMsgType
-from conftest import BOILER_POINTS, eventually, tcp_device
+from conftest import BOILER_POINTS, BridgeFactory, all_good, eventually, get_json, tcp_device
 
+from simulators.modbus import ModbusSimulator
 from simulators.waveforms import Sine
 
 BOILER_VALUES = {
@@ -70,17 +71,6 @@ def readings_of(frames: list[Frame]) -> list[Frame]:
     return [r for f in frames if f["type"] == "readings" for r in f["readings"]]
 
 
-async def get_json(session: aiohttp.ClientSession, path: str) -> Any:
-    async with session.get(path) as response:
-        assert response.status == 200, await response.text()
-        return await response.json()
-
-
-async def all_good(session: aiohttp.ClientSession) -> bool:
-    body = await get_json(session, "api/v1/readings")
-    return all(r["quality"] == "good" for r in body["readings"])
-
-
 async def connect(
     session: aiohttp.ClientSession, query: str = ""
 ) -> tuple[aiohttp.ClientWebSocketResponse, Frame]:
@@ -119,7 +109,7 @@ async def two_polls_later(session: aiohttp.ClientSession, device: str, point: st
 
 
 async def test_hello_comes_first_then_a_snapshot_of_every_point(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     _, port = simulator
     _, session = await bridge_factory([tcp_device("boiler", port)])
@@ -136,7 +126,7 @@ async def test_hello_comes_first_then_a_snapshot_of_every_point(
 
 
 async def test_a_snapshot_taken_before_the_first_poll_shows_points_not_read_yet(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     sim, port = simulator
     sim.delay = 0.1  # the first poll is still on its way when the client connects
@@ -157,7 +147,7 @@ async def test_a_snapshot_taken_before_the_first_poll_shows_points_not_read_yet(
 
 
 async def test_a_change_sends_only_the_changed_points_beyond_their_deadband(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     sim, port = simulator
     points = [{**p, "deadband": 1.0} if p["id"] == "temperature" else p for p in BOILER_POINTS]
@@ -196,7 +186,7 @@ async def test_a_change_sends_only_the_changed_points_beyond_their_deadband(
 
 
 async def test_status_frames_when_the_device_goes_offline_and_comes_back(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     sim, port = simulator
     _, session = await bridge_factory([tcp_device("boiler", port)])
@@ -230,7 +220,9 @@ async def test_status_frames_when_the_device_goes_offline_and_comes_back(
 # --------------------------------------------------------------------------- filters
 
 
-async def test_filters_restrict_what_arrives(simulator: Any, bridge_factory: Any) -> None:
+async def test_filters_restrict_what_arrives(
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
+) -> None:
     sim, port = simulator
     _, session = await bridge_factory(
         [tcp_device("boiler", port), tcp_device("twin", port, points=TWIN_POINTS)]
@@ -282,7 +274,7 @@ async def test_filters_restrict_what_arrives(simulator: Any, bridge_factory: Any
 
 
 async def test_a_filter_s_snapshot_holds_only_matching_points(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     _, port = simulator
     _, session = await bridge_factory(
@@ -302,7 +294,7 @@ async def test_a_filter_s_snapshot_holds_only_matching_points(
 
 
 async def test_subscribe_replaces_the_filter_and_brings_a_new_snapshot(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     sim, port = simulator
     _, session = await bridge_factory(
@@ -354,7 +346,7 @@ async def test_subscribe_replaces_the_filter_and_brings_a_new_snapshot(
 
 
 async def test_resuming_with_since_replays_exactly_what_was_missed_in_order(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     sim, port = simulator
     _, session = await bridge_factory([tcp_device("boiler", port)])
@@ -397,7 +389,7 @@ async def test_resuming_with_since_replays_exactly_what_was_missed_in_order(
 
 
 async def test_resuming_after_a_restart_gives_a_gap_and_a_snapshot(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     _, port = simulator
     _, session = await bridge_factory([tcp_device("boiler", port)])
@@ -414,7 +406,7 @@ async def test_resuming_after_a_restart_gives_a_gap_and_a_snapshot(
 
 
 async def test_resuming_from_before_what_is_kept_gives_a_gap_and_a_snapshot(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     sim, port = simulator
     _, session = await bridge_factory([tcp_device("boiler", port)], history=2)
@@ -455,7 +447,7 @@ async def test_resuming_from_before_what_is_kept_gives_a_gap_and_a_snapshot(
 
 
 async def test_an_unknown_device_is_a_404_problem_before_upgrading(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     _, port = simulator
     _, session = await bridge_factory([tcp_device("boiler", port)])
@@ -485,7 +477,7 @@ async def test_an_unknown_device_is_a_404_problem_before_upgrading(
 
 
 async def test_a_client_that_does_not_read_is_closed_with_1013_and_others_go_on(
-    simulator: Any, bridge_factory: Any
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     sim, port = simulator
     # Many points over one register that a sine moves: every poll publishes them all, so

@@ -13,7 +13,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import BOILER_POINTS, BridgeFactory, eventually, tcp_device
+from conftest import BOILER_POINTS, BridgeFactory, all_good, eventually, get_json, tcp_device
+from driver_cases import line_device
 
 from bridge.config import ConfigError, parse_config
 from drivers.base import BadValue
@@ -51,12 +52,6 @@ def writes(sim: ModbusSimulator) -> list[LoggedRequest]:
     return [r for r in sim.requests if r.function in WRITE_FUNCTIONS]
 
 
-async def get_json(session: aiohttp.ClientSession, path: str, **kwargs: Any) -> Any:
-    async with session.get(path, **kwargs) as response:
-        assert response.status == 200, await response.text()
-        return await response.json()
-
-
 async def put(
     session: aiohttp.ClientSession,
     point: str,
@@ -78,11 +73,6 @@ async def put(
         return body
 
 
-async def all_good(session: aiohttp.ClientSession, device: str = "boiler") -> bool:
-    body = await get_json(session, f"api/v1/devices/{device}/readings", headers=AUTH)
-    return all(r["quality"] == "good" for r in body["readings"])
-
-
 @pytest.fixture
 async def boiler(
     simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
@@ -93,7 +83,7 @@ async def boiler(
     _, session = await bridge_factory(
         [tcp_device("boiler", port, points=POINTS)], write_token=WRITER
     )
-    await eventually(lambda: all_good(session))
+    await eventually(lambda: all_good(session, "boiler", headers=AUTH))
     return sim, session
 
 
@@ -215,7 +205,7 @@ async def test_every_numeric_type_and_order_is_written_as_the_simulator_reads_it
     _, session = await bridge_factory(
         [tcp_device("boiler", port, points=[point])], write_token=WRITER
     )
-    await eventually(lambda: all_good(session))
+    await eventually(lambda: all_good(session, "boiler", headers=AUTH))
     reading = await put(session, "n", value)
     assert (reading["value"], reading["quality"]) == (value, "good")
     orders = {k: v for k, v in layout.items() if k in ("byte_order", "word_order")}
@@ -244,7 +234,7 @@ async def test_a_read_token_cannot_write(
         [tcp_device("boiler", port)], read_token="reader", write_token=WRITER
     )
     reader = {"Authorization": "Bearer reader"}
-    await eventually(lambda: all_good(session))
+    await eventually(lambda: all_good(session, "boiler", headers=AUTH))
     await put(session, "setpoint", 80.0, status=401, headers=reader)
     # the write token reads too
     await get_json(session, "api/v1/devices/boiler/points/setpoint", headers=AUTH)
@@ -288,7 +278,7 @@ async def test_the_token_may_come_from_a_file(
     secret = tmp_path / "write_token"
     secret.write_text("agent:s3cret\n", encoding="utf-8")
     _, session = await bridge_factory([tcp_device("boiler", port)], write_token_file=str(secret))
-    await eventually(lambda: all_good(session))
+    await eventually(lambda: all_good(session, "boiler", headers=AUTH))
     await put(session, "setpoint", 42.0, status=401, headers={"Authorization": "Bearer other"})
     assert (await put(session, "setpoint", 42.0))["value"] == 42.0
     assert holding(sim, 20, "float32", word_order="little") == 42.0
@@ -357,7 +347,7 @@ async def test_writes_are_never_retried(
     _, session = await bridge_factory(
         [tcp_device("boiler", port, interval=60.0)], write_token=WRITER
     )
-    await eventually(lambda: all_good(session))
+    await eventually(lambda: all_good(session, "boiler", headers=AUTH))
     caplog.set_level(logging.INFO, logger="bridge.audit")
     sim.silent = True
     sim.clear_requests()
@@ -385,7 +375,7 @@ async def test_a_write_waits_its_turn_in_the_link_queue_and_is_read_back_after(
         [tcp_device("boiler", port, points=POINTS, interval=0.01, timeout=1.0)],
         write_token=WRITER,
     )
-    await eventually(lambda: all_good(session))
+    await eventually(lambda: all_good(session, "boiler", headers=AUTH))
     blocks = {(r.function, r.address) for r in sim.requests}  # what one poll asks for
     per_poll = len(blocks)
     sim.delay = delay  # every request now takes that long: the link is always busy polling
@@ -415,26 +405,11 @@ async def thermostat() -> AsyncIterator[LineInstrument]:
         yield instrument
 
 
-def line_device(path: str, **extra: Any) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "id": "oven", "driver": "serial-line", "connection": {"port": path},
-        "command": "SI\r\n", "parse": {"json": True},
-        "interval": 0.05, "timeout": 0.2, "backoff_max": 0.2,
-        "points": [
-            {"id": "weight", "unit": "g"},
-            {"id": "temperature", "unit": "°C", "writable": True,
-             "write": "T {value:.1f}\r\n", "min": -20, "max": 300},
-        ],
-    }  # fmt: skip
-    entry.update(extra)
-    return entry
-
-
 async def test_a_serial_line_point_is_written_through_its_command_template(
     thermostat: LineInstrument, bridge_factory: BridgeFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _, session = await bridge_factory([line_device(thermostat.path)], write_token=WRITER)
-    await eventually(lambda: all_good(session, "oven"))
+    _, session = await bridge_factory([line_device("oven", thermostat.path)], write_token=WRITER)
+    await eventually(lambda: all_good(session, "oven", headers=AUTH))
     caplog.set_level(logging.INFO, logger="bridge.audit")
     reading = await put(session, "temperature", 180.25, device="oven")
     assert (reading["value"], reading["quality"], reading["unit"]) == (180.2, "good", "°C")
@@ -454,25 +429,25 @@ async def test_a_serial_line_write_with_an_acknowledgement_is_read_back(
     # a SICS scale answers every line but its command with "ES": the reply is discarded
     async with LineInstrument(format="sics") as scale:
         entry = line_device(
-            scale.path,
+            "oven", scale.path,
             parse={"regex": r"^S S\s+(?P<weight>-?\d+(\.\d+)?) g"},
             points=[{"id": "weight", "unit": "g", "type": "float", "writable": True,
                      "write": "TA {value:.2f} g\r\n"}],
         )  # fmt: skip
         _, session = await bridge_factory([entry], write_token=WRITER)
-        await eventually(lambda: all_good(session, "oven"))
+        await eventually(lambda: all_good(session, "oven", headers=AUTH))
         reading = await put(session, "weight", 12.5, device="oven")
         assert (reading["value"], reading["quality"]) == (123.45, "good")
         assert b"TA 12.50 g\r\n" in scale.commands
         assert json.dumps(reading)  # plain JSON
-        await eventually(lambda: all_good(session, "oven"))
+        await eventually(lambda: all_good(session, "oven", headers=AUTH))
         stats = await get_json(session, "api/v1/devices/oven", headers=AUTH)
         # the acknowledgement was taken by the write, not left for a poll to trip over
         assert stats["stats"]["driver"]["garbage"] == 0
 
 
 def config_problems(point: dict[str, Any], **device: Any) -> list[str]:
-    entry = line_device("/dev/null", points=[point], **device)
+    entry = line_device("oven", "/dev/null", points=[point], **device)
     with pytest.raises(ConfigError) as caught:
         parse_config({"devices": [entry]})
     return caught.value.problems
@@ -511,7 +486,7 @@ def test_serial_line_write_templates_of_every_type_are_accepted() -> None:
         {"id": "name", "type": "str", "writable": True, "write": "N {value!r} {{x}}\r\n"},
     ]
     config = parse_config(
-        {"devices": [line_device("/dev/null", points=points, parse={"json": True})]}
+        {"devices": [line_device("oven", "/dev/null", points=points, parse={"json": True})]}
     )
     (device,) = config.devices
     assert SerialLineDriver().describe(device)[1:] == [
@@ -553,7 +528,7 @@ SERIAL_POINTS: list[dict[str, Any]] = [
 )
 def test_a_serial_line_value_becomes_its_command(point: str, value: Any, command: bytes) -> None:
     device = SerialLineDevice.model_validate(
-        line_device("/dev/null", points=SERIAL_POINTS, parse={"json": True})
+        line_device("oven", "/dev/null", points=SERIAL_POINTS, parse={"json": True})
     )
     SerialLineDriver().check_write(device, point, value)
     assert write_command(device, point, value) == command
@@ -585,7 +560,7 @@ def test_a_serial_line_value_the_point_cannot_take_is_refused(
     point: str, value: Any, says: str
 ) -> None:
     device = SerialLineDevice.model_validate(
-        line_device("/dev/null", points=SERIAL_POINTS, parse={"json": True})
+        line_device("oven", "/dev/null", points=SERIAL_POINTS, parse={"json": True})
     )
     with pytest.raises(BadValue, match=says):
         SerialLineDriver().check_write(device, point, value)
@@ -593,7 +568,7 @@ def test_a_serial_line_value_the_point_cannot_take_is_refused(
 
 async def test_a_serial_line_write_in_stream_mode_is_sent_without_waiting() -> None:
     async with LineInstrument(mode="stream", format="json", stream_interval=0.05) as sim:
-        entry = line_device(sim.path, mode="stream", command=None, timeout=5.0)
+        entry = line_device("oven", sim.path, mode="stream", command=None, timeout=5.0)
         device = SerialLineDevice.model_validate(entry)
         link = SerialLineDriver().open_link("k", [device])
         await link.open()
