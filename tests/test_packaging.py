@@ -115,12 +115,11 @@ def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[
     return result
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(300)
-def test_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> None:
+def wheel_and_venv(tmp_path: Path) -> tuple[Path, Path]:
+    """The wheel built from a copy of the build context, and a fresh virtual environment
+    (made while the wheel is built)."""
     source = copy_build_context(tmp_path / "src")
     venv = tmp_path / "venv"
-    # the virtual environment is made while the wheel is built
     with Child([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path) as making_venv:
         wheels = tmp_path / "wheels"
         command = (sys.executable, "-m", "pip")
@@ -129,8 +128,14 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> N
         # every directory of the packages is declared (setuptools would drop it otherwise)
         assert "is absent from the `packages` configuration" not in built.stdout + built.stderr
         assert making_venv.proc.wait(timeout=120) == 0, making_venv.report()
-
     (wheel,) = wheels.glob("device_bridge-*.whl")
+    return wheel, venv
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> None:
+    wheel, venv = wheel_and_venv(tmp_path)
     version = wheel.name.split("-")[1]
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
@@ -251,14 +256,7 @@ SERVICE_ONLY = {"pymodbus", "pyserial", "pyserial-asyncio-fast", "pydantic", "py
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_the_client_installs_alone_and_reads_a_live_bridge(tmp_path: Path) -> None:
-    source = copy_build_context(tmp_path / "src")
-    venv = tmp_path / "venv"
-    with Child([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path) as making_venv:
-        wheels = tmp_path / "wheels"
-        ok(run_cli(["wheel", "--no-deps", "-w", str(wheels), str(source)], tmp_path,
-                   command=(sys.executable, "-m", "pip"), timeout=240))  # fmt: skip
-        assert making_venv.proc.wait(timeout=120) == 0, making_venv.report()
-    (wheel,) = wheels.glob("device_bridge-*.whl")
+    wheel, venv = wheel_and_venv(tmp_path)
 
     # `pip install device-bridge`: the client and aiohttp, none of the service's dependencies
     pip = [str(venv / "bin" / "pip"), "--disable-pip-version-check"]

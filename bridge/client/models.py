@@ -87,14 +87,7 @@ class Device:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Device:
-        return cls(
-            id=str(data["id"]),
-            driver=str(data["driver"]),
-            status=str(data["status"]),
-            last_success=parse_time(data.get("last_success")),
-            last_error=data.get("last_error"),
-            points=tuple(str(p) for p in data["points"]),
-        )
+        return cls(**_device_fields(data), points=tuple(str(p) for p in data["points"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,16 +116,23 @@ class DeviceDetail:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DeviceDetail:
         return cls(
-            id=str(data["id"]),
-            driver=str(data["driver"]),
-            status=str(data["status"]),
-            last_success=parse_time(data.get("last_success")),
-            last_error=data.get("last_error"),
+            **_device_fields(data),
             interval=float(data["interval"]),
             timeout=float(data["timeout"]),
             points=tuple(dict(p) for p in data["points"]),
             stats=dict(data.get("stats") or {}),
         )
+
+
+def _device_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """What a listed device and a device's detail both carry."""
+    return {
+        "id": str(data["id"]),
+        "driver": str(data["driver"]),
+        "status": str(data["status"]),
+        "last_success": parse_time(data.get("last_success")),
+        "last_error": data.get("last_error"),
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from types import TracebackType
-from typing import Self
 
 import aiohttp
 
+from bridge.client.closing import AsyncClosing
 from bridge.client.endpoint import Endpoint, Params, filters, names, segment
 from bridge.client.frames import ResumePoint
 from bridge.client.models import Device, DeviceDetail, Reading, Value, iso_time
 from bridge.client.subscription import Subscription
 
 
-class BridgeClient:
+class BridgeClient(AsyncClosing):
     """The bridge's REST API and stream, on aiohttp.
 
     ``base_url`` defaults to ``$SERVICE_URL`` (with or without a path); ``token`` to
@@ -59,20 +58,11 @@ class BridgeClient:
     def __repr__(self) -> str:
         return f"BridgeClient({self.base_url!r})"
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
     async def close(self) -> None:
         """Close open streams (their iterators end) and the client's own session."""
         await self._endpoint.close()
+
+    aclose = close
 
     def url(self, path: str) -> str:
         """The absolute URL of an API path (``api/v1/devices``) under the base URL."""

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
-from types import TracebackType
 from typing import Final, Self
 
 import aiohttp
 from aiohttp import WSMsgType
 
 from bridge.backoff import backoff
+from bridge.client.closing import AsyncClosing
 from bridge.client.endpoint import Endpoint, Params, filters
 from bridge.client.errors import BridgeError, error_from_answer
 from bridge.client.frames import FrameReader, ResumePoint
@@ -30,7 +30,7 @@ HEARTBEAT: Final = 20.0
 PERMANENT: Final = frozenset({400, 401, 403, 404, 405, 410, 413, 414, 422})
 
 
-class Subscription(AsyncIterator[Event]):
+class Subscription(AsyncClosing, AsyncIterator[Event]):
     """The iterator :meth:`BridgeClient.subscribe` returns.
 
     ``boot`` and ``last_seq`` are where it would resume from: save them to resume in a
@@ -67,17 +67,6 @@ class Subscription(AsyncIterator[Event]):
 
     async def aclose(self) -> None:
         await self._events.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 async def _reconnecting(
