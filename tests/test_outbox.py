@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+import pytest
 from conftest import eventually
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge.north.outbox import Outbox
 
@@ -86,3 +91,48 @@ async def test_another_formats_frames_are_dropped_and_counted_on_opening(tmp_pat
     assert other.depth == 0
     assert other.dropped_frames == 1
     await other.close()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("append"), st.sampled_from(["b/a", "b/b", "c/a"]),
+                      st.integers(1, 400)),
+            st.tuples(st.just("ack"), st.integers(0, 5), st.just(0)),
+        ),
+        max_size=60,
+    ),
+    limit=st.integers(4096, 12000),
+)  # fmt: skip
+def test_any_appends_and_acks_keep_the_index_and_the_file_in_agreement(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[str, Any, int]], limit: int
+) -> None:
+    path = tmp_path_factory.mktemp("outbox") / "o.sqlite"
+
+    async def run() -> None:
+        outbox = Outbox(str(path), "json", limit, 3600, gap)
+        await outbox.open()
+        seq = 0
+        for kind, arg, size in steps:
+            if kind == "append":
+                seq += 1
+                outbox.append(arg, "t", b"x" * size, seq, seq)
+            elif outbox.depth:
+                outbox.acked(outbox.first_id + arg, outbox.generation)
+        kept = await outbox.read(0, outbox.generation) if outbox.depth else []
+        ids = [m.id for m in kept]
+        assert ids == sorted(ids)
+        assert len(ids) == outbox.depth
+        assert outbox.bytes == sum(len(m.payload) + len(m.topic) for m in kept)
+        # Over the limit only by the gap frames that replaced what was dropped.
+        gaps = sum(m.topic == "gaps" for m in kept)
+        assert outbox.bytes <= limit + 400 + 200 * gaps
+        await outbox.close()
+        again = Outbox(str(path), "json", limit, 3600, gap)
+        await again.open()
+        reopened = await again.read(0, again.generation) if again.depth else []
+        assert [(m.id, m.payload) for m in reopened] == [(m.id, m.payload) for m in kept]
+        await again.close()
+
+    asyncio.run(run())
