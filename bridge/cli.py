@@ -1,4 +1,5 @@
-"""The ``device-bridge`` command: run, demo, check, simulate (README, "The command line").
+"""The ``device-bridge`` command: run, demo, check, probe, scan, simulate (README, "The
+command line").
 
 Exit status: 0 success, 2 bad configuration or arguments (every problem named with its
 place), 1 anything else. SIGINT and SIGTERM stop cleanly with 0.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -46,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate a device file and print the poll plan")
     check.add_argument("-c", "--config", help="device file (default: $BRIDGE_CONFIG)")
+    check.add_argument(
+        "--connect",
+        action="store_true",
+        help="also open every link once and poll each device once (exit 1 if one is silent)",
+    )
 
     simulate = commands.add_parser("simulate", help="run one device simulator standalone")
     simulate.add_argument("kind", choices=SIMULATORS)
@@ -123,9 +130,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         source = _config_path(args.config)
         config = load_config(source)
         if args.command == "check":
+            for warning in config.warnings:
+                print(warning, file=sys.stderr)
             print_plan(config, source)
+            if args.connect:
+                from bridge.tools.connect import connect_all, print_answers
+
+                return print_answers(asyncio.run(connect_all(config)))
             return 0
         setup_logging(config.settings.log_level, config.settings.log_format)
+        for warning in config.warnings:
+            logging.getLogger("bridge.config").warning("%s", warning)
         asyncio.run(serve_until_stopped(config))
         return 0
     except ConfigError as exc:

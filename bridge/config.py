@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from bridge.file_checks import blame_environment, duplicate_ids
 from bridge.registry import available_drivers
 from bridge.settings import Settings
 from drivers.base import DeviceConfig, Driver
@@ -30,7 +31,11 @@ class ConfigError(Exception):
 
     def render(self) -> str:
         """The message for the user: one line per problem, each naming the file."""
-        return "\n".join(f"{self.source}: {problem}" for problem in self.problems)
+        return "\n".join(
+            # the environment's mistakes are not the file's
+            problem if problem.startswith("environment variable") else f"{self.source}: {problem}"
+            for problem in self.problems
+        )
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,8 @@ class BridgeConfig:
     settings: Settings
     devices: tuple[DeviceConfig, ...]
     links: tuple[LinkPlan, ...]
+    warnings: tuple[str, ...] = ()
+    """Valid but probably unintended things in the file, one line each, naming the file."""
 
     def device(self, device_id: str) -> DeviceConfig | None:
         """The device with this id, or None."""
@@ -122,14 +129,23 @@ def parse_config(data: Any, source: str = "<config>", text: str | None = None) -
     if not isinstance(data, Mapping):
         raise ConfigError(source, ["(top level): must be a mapping with a 'devices' list"])
     problems: Problems = _unknown_top_level_keys(data)
+    warnings: Problems = []
     settings = _parse_settings(data.get("server") or {}, problems)
     drivers = available_drivers()
-    devices = _parse_devices(data.get("devices"), drivers, problems)
-    links = _group_links(devices, drivers, problems) if not problems else ()
+    devices = _parse_devices(data.get("devices"), drivers, problems, warnings)
+    # link checks run on every device that validated: every mistake in one run
+    links = _group_links(devices, drivers, problems)
     if problems:
-        raise ConfigError(source, _with_lines(problems, text))
+        raise ConfigError(
+            source, _with_lines(problems, text) + _with_lines(warnings, text, "warning: ")
+        )
     assert settings is not None  # no problems means the settings were parsed
-    return BridgeConfig(settings=settings, devices=tuple(devices), links=links)
+    return BridgeConfig(
+        settings=settings,
+        devices=tuple(devices),
+        links=links,
+        warnings=tuple(f"{source}: {line}" for line in _with_lines(warnings, text, "warning: ")),
+    )
 
 
 def _unknown_top_level_keys(data: Mapping[Any, Any]) -> Problems:
@@ -147,7 +163,7 @@ def _parse_settings(server: Any, problems: Problems) -> Settings | None:
     try:
         return Settings(**{str(k): v for k, v in server.items()})
     except ValidationError as exc:
-        problems.extend(_messages(exc, ["server"]))
+        problems.extend(blame_environment(_messages(exc, ["server"])))
         return None
 
 
@@ -164,25 +180,22 @@ def _device_list(raw_devices: Any, problems: Problems) -> list[Any]:
 
 
 def _parse_devices(
-    raw_devices: Any, drivers: Mapping[str, Driver[Any]], problems: Problems
+    raw_devices: Any, drivers: Mapping[str, Driver[Any]], problems: Problems, warnings: Problems
 ) -> list[DeviceConfig]:
     devices: list[DeviceConfig] = []
-    first_index_of_id: dict[str, int] = {}
-    for index, raw in enumerate(_device_list(raw_devices, problems)):
+    entries = _device_list(raw_devices, problems)
+    for index, message in duplicate_ids(entries, "devices"):
+        problems.append((place(["devices", index, "id"]), message))
+    for index, raw in enumerate(entries):
         where: list[int | str] = ["devices", index]
         if not isinstance(raw, Mapping):
             problems.append((place(where), "must be a mapping"))
             continue
-        raw_id = raw.get("id")
-        if isinstance(raw_id, str):
-            if raw_id in first_index_of_id:
-                used_by = first_index_of_id[raw_id]
-                problems.append(
-                    (place([*where, "id"]), f"{raw_id!r} is used by devices[{used_by}] too")
-                )
-            else:
-                first_index_of_id[raw_id] = index
-        device = _parse_device(raw, where, drivers, problems)
+        raw_points = raw.get("points")
+        if isinstance(raw_points, list):
+            for point_index, message in duplicate_ids(raw_points, "points"):
+                problems.append((place([*where, "points", point_index, "id"]), message))
+        device = _parse_device(raw, where, drivers, problems, warnings)
         if device is not None:
             devices.append(device)
     return devices
@@ -193,6 +206,7 @@ def _parse_device(
     where: list[int | str],
     drivers: Mapping[str, Driver[Any]],
     problems: Problems,
+    warnings: Problems,
 ) -> DeviceConfig | None:
     name = raw.get("driver")
     driver = drivers.get(name) if isinstance(name, str) else None
@@ -201,6 +215,8 @@ def _parse_device(
         what = "is missing" if name is None else f"{name!r} is not an installed driver"
         problems.append((place([*where, "driver"]), f"{what} (drivers: {known})"))
         return None
+    problems.extend((place([*where, *at]), text) for at, text in driver.entry_problems(raw))
+    warnings.extend((place([*where, *at]), text) for at, text in driver.entry_warnings(raw))
     try:
         device: DeviceConfig = driver.device_model.model_validate(dict(raw))
     except ValidationError as exc:
@@ -232,13 +248,13 @@ def _group_links(
     return tuple(links)
 
 
-def _with_lines(problems: Problems, text: str | None) -> list[str]:
+def _with_lines(problems: Problems, text: str | None, kind: str = "") -> list[str]:
     """Each problem as ``place (line N): message``, the line found in the YAML text."""
-    finder = _LineFinder(text) if text is not None else None
+    finder = _LineFinder(text) if text is not None and problems else None
     lines = []
     for location, message in problems:
         line = finder.line(location) if finder else None
-        lines.append(f"{location}{f' (line {line})' if line else ''}: {message}")
+        lines.append(f"{location}{f' (line {line})' if line else ''}: {kind}{message}")
     return lines
 
 

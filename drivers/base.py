@@ -18,9 +18,9 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 Value = float | int | bool | str
 """A decoded point value, after scale and offset."""
@@ -82,16 +82,6 @@ class DeviceConfig(BaseModel):
     backoff_max: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
     points: Sequence[PointConfig] = Field(min_length=1)
 
-    @field_validator("points")
-    @classmethod
-    def _unique_point_ids(cls, points: Sequence[PointConfig]) -> Sequence[PointConfig]:
-        seen: set[str] = set()
-        for point in points:
-            if point.id in seen:
-                raise ValueError(f"point id {point.id!r} is used twice")
-            seen.add(point.id)
-        return points
-
     def point(self, point_id: str) -> PointConfig | None:
         """The point with this id, or None."""
         return next((p for p in self.points if p.id == point_id), None)
@@ -112,6 +102,9 @@ def check_number(point_id: str, value: Value, low: float | None, high: float | N
         raise BadValue(f"{value!r} is above the maximum {high:g} of point {point_id!r}")
     return value
 
+
+EntryPlace = tuple[int | str, ...]
+"""A place inside one device entry, e.g. ``("points", 3, "address")``."""
 
 DeviceT = TypeVar("DeviceT", bound=DeviceConfig)
 """The device model of one driver family."""
@@ -164,6 +157,17 @@ class Driver(ABC, Generic[DeviceT]):
 
     def check_link(self, devices: Sequence[DeviceT]) -> list[str]:
         """Problems with putting these devices on one link (e.g. serial settings differ)."""
+        return []
+
+    def entry_problems(self, entry: Mapping[str, Any]) -> list[tuple[EntryPlace, str]]:
+        """Mistakes across the points of a device entry as written (e.g. points that
+        overlap), found even while other parts of the entry are invalid, each with its
+        place inside the entry."""
+        return []
+
+    def entry_warnings(self, entry: Mapping[str, Any]) -> list[tuple[EntryPlace, str]]:
+        """Things in a device entry as written (before validation) that are valid but
+        probably not what was meant, each with its place inside the entry."""
         return []
 
     @abstractmethod

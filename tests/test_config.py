@@ -119,7 +119,9 @@ def test_duplicate_ids_are_errors(tmp_path: Path) -> None:
           - {id: a, driver: modbus-tcp, connection: {host: h}, points: [{id: x, table: coil, address: 0}]}
         """,
     )
-    assert any("devices[0].points" in p and "'x' is used twice" in p for p in problems)
+    assert any(
+        p.startswith("devices[0].points[1].id") and "used by points[0]" in p for p in problems
+    )
     assert any(p.startswith("devices[1].id") and "used by devices[0]" in p for p in problems)
 
 

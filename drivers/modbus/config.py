@@ -31,7 +31,19 @@ REGISTER_WIDTH: dict[str, int] = {
 }  # fmt: skip
 
 #: first digit of the 1-based register notation ("40001") and the table it names
-_NOTATION_TABLE: dict[str, Table] = {"0": "coil", "1": "discrete", "3": "input", "4": "holding"}
+NOTATION_TABLE: dict[str, Table] = {"0": "coil", "1": "discrete", "3": "input", "4": "holding"}
+
+
+#: what one item of each table is called in messages
+TABLE_NOUNS: dict[str, str] = {
+    "holding": "holding register", "input": "input register",
+    "coil": "coil", "discrete": "discrete input",
+}  # fmt: skip
+
+
+def with_article(noun: str) -> str:
+    """``"input register"`` -> ``"an input register"``."""
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
 
 def parse_register_notation(text: str) -> tuple[Table, int]:
@@ -43,7 +55,7 @@ def parse_register_notation(text: str) -> tuple[Table, int]:
         raise ValueError(
             f"register notation {text!r} must be 5 or 6 digits like '40001' (holding register 0)"
         )
-    table = _NOTATION_TABLE.get(text[0])
+    table = NOTATION_TABLE.get(text[0])
     if table is None:
         raise ValueError(
             f"register notation {text!r} must start with 0 (coil), 1 (discrete), "
@@ -65,6 +77,9 @@ class ModbusPoint(NumericPoint):
     word_order: Order = "big"
     bit: int | None = Field(default=None, ge=0, le=15)
     length: int | None = Field(default=None, ge=1, le=123)
+    view_of: str | None = None
+    """The id of another point of the device that this one reads the same data as, on
+    purpose: their addresses may overlap (see :mod:`drivers.modbus.checks`)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -92,10 +107,11 @@ class ModbusPoint(NumericPoint):
         if self.table in BIT_TABLES:
             if self.type != "bool":
                 raise ValueError(
-                    f"a {self.table} holds one bit: type must be bool, not {self.type}"
+                    f"{with_article(TABLE_NOUNS[self.table])} holds one bit: type must be bool, "
+                    f"not {self.type}"
                 )
             if self.bit is not None:
-                raise ValueError(f"bit applies to register tables, not to {self.table}")
+                raise ValueError(f"bit applies to registers, not to {TABLE_NOUNS[self.table]}s")
         if self.bit is not None and self.type != "bool":
             raise ValueError("bit takes one bit of a register: type must be bool")
         if self.type == "string":
@@ -104,7 +120,9 @@ class ModbusPoint(NumericPoint):
         elif self.length is not None:
             raise ValueError("length applies to strings only")
         if self.writable and self.table in ("input", "discrete"):
-            raise ValueError(f"a {self.table} is read-only: it cannot be writable")
+            raise ValueError(
+                f"{with_article(TABLE_NOUNS[self.table])} is read-only: it cannot be writable"
+            )
         if self.address + self.width > 65536:
             raise ValueError(f"the value runs past the last address 65535 ({self.width} wide)")
         return self

@@ -7,7 +7,11 @@ checks and its link (:class:`~drivers.modbus.link.ModbusLink` with the transacti
 
 from __future__ import annotations
 
-from drivers.base import BadValue, Driver, Value
+from collections.abc import Mapping
+from typing import Any
+
+from drivers.base import BadValue, Driver, EntryPlace, Value
+from drivers.modbus.checks import address_warnings, overlaps, valid_points
 from drivers.modbus.codec import encode_value
 from drivers.modbus.link import ModbusDeviceT, plan_for, point_of
 from drivers.modbus.planner import describe_block
@@ -25,3 +29,9 @@ class ModbusDriver(Driver[ModbusDeviceT]):
 
     def describe(self, device: ModbusDeviceT) -> list[str]:
         return [describe_block(block) for block in plan_for(device).blocks]
+
+    def entry_problems(self, entry: Mapping[str, Any]) -> list[tuple[EntryPlace, str]]:
+        return overlaps(valid_points(entry))
+
+    def entry_warnings(self, entry: Mapping[str, Any]) -> list[tuple[EntryPlace, str]]:
+        return address_warnings(entry)
