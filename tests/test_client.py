@@ -75,6 +75,7 @@ def wave_points(count: int) -> list[dict[str, Any]]:
     """Points over one register that a sine moves: each poll publishes all of them."""
     return [
         {"id": f"w{i:02d}", "table": "holding", "address": 100, "type": "float32"}
+        | ({"view_of": "w00"} if i else {})
         for i in range(count)
     ]
 

@@ -485,7 +485,7 @@ async def test_a_client_that_does_not_read_is_closed_with_1013_and_others_go_on(
     sim.attach(1, "holding", 100, "float32", Sine(amplitude=50.0, period=0.3, offset=50.0))
     points = [
         {"id": f"flow_sensor_{i:03d}", "table": "holding", "address": 100, "type": "float32",
-         "unit": "m3/h"}
+         "unit": "m3/h"} | ({"view_of": "flow_sensor_000"} if i else {})
         for i in range(240)
     ]  # fmt: skip
     running, session = await bridge_factory(

@@ -76,12 +76,16 @@ def overlaps(points: Mapping[int, ModbusPoint]) -> list[tuple[Location, str]]:
             problems.append(
                 (("points", index, "view_of"), f"{point.view_of!r} is not another point here")
             )
+    reported: set[int] = set()
     for position, (index, point) in enumerate(indexed):
         for other_index, other in indexed[position + 1 :]:
             if other.table != point.table or other.address >= point.address + point.width:
                 break
             if _clash(point, other):
                 first, second = sorted(((index, point), (other_index, other)))
+                if second[0] in reported:
+                    continue  # one message a point is enough to find it
+                reported.add(second[0])
                 problems.append(
                     (
                         ("points", second[0], "address"),
