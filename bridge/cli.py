@@ -21,6 +21,7 @@ try:
     from bridge.logs import setup_logging
     from bridge.registry import available_drivers
     from bridge.server import serve_until_stopped
+    from bridge.tools.cli import add_parsers as add_tool_parsers
 except ModuleNotFoundError as missing:
     # `pip install device-bridge` is the client alone (README, "For agents"): say what to
     # install instead of a traceback.
@@ -53,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also open every link once and poll each device once (exit 1 if one is silent)",
     )
+
+    add_tool_parsers(commands)
 
     simulate = commands.add_parser("simulate", help="run one device simulator standalone")
     simulate.add_argument("kind", choices=SIMULATORS)
@@ -122,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 baudrate=args.baudrate, wire_time=args.wire_time, mode=args.mode,
                 format=args.format, interval=args.interval, link_dir=args.link_dir,
             )  # fmt: skip
+        if args.command in ("probe", "scan"):
+            from bridge.tools.cli import run_tool
+
+            return run_tool(args)
         if args.command == "demo":
             from bridge.demo import run_demo
 

@@ -104,6 +104,13 @@ class ModbusLink(Link[ModbusDeviceT]):
         request = write_coil_request(address, value)
         write_reply(request, await self.transact(device, request))
 
+    async def read_raw(
+        self, device: ModbusDevice, block: ReadBlock
+    ) -> Sequence[int] | Sequence[bool]:
+        """One read request for ``device`` (any unit on this link), its answer undecoded:
+        what ``probe`` and ``scan`` send. Raises as ``_request``."""
+        return await self._request(device, block)
+
     async def write(self, device: ModbusDeviceT, point_id: str, value: Value) -> None:
         """Write one point: registers, a coil, or one bit of a register.
 

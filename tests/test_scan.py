@@ -1,0 +1,134 @@
+"""``device-bridge scan`` on an RTU bus simulator over a pty: three units among 1..32, their
+readable blocks, a drafted device file that passes ``check`` and reads good values, and the
+refusal to scan a port another process has open."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from test_probe import cli
+
+from bridge.config import load_config
+from simulators.modbus import ModbusDeviceState, ModbusSimulator
+from simulators.modbus.rtu import ModbusRtuServer
+
+#: unit -> (holding values, unreadable ranges): three units among 1..32
+UNITS = {
+    2: ([(0, 11), (1, 12), (20, 13)], [("holding", 5, 19), ("holding", 25, 65535)]),
+    17: ([(0, 170)], [("holding", 10, 65535)]),
+    31: ([(40, 310)], [("holding", 0, 39), ("holding", 45, 65535)]),
+}
+INPUT_UNREADABLE = ("input", 8, 65535)
+
+
+def unit_state(
+    values: list[tuple[int, int]], unreadable: list[tuple[str, int, int]]
+) -> ModbusDeviceState:
+    state = ModbusDeviceState()
+    for address, value in values:
+        state.set_value("holding", address, "uint16", value)
+    state.set_value("input", 0, "uint16", 7)
+    state.unreadable += [*unreadable, INPUT_UNREADABLE]
+    return state
+
+
+@pytest.fixture
+async def bus(tmp_path: Path) -> AsyncIterator[tuple[ModbusSimulator, ModbusRtuServer]]:
+    sim = ModbusSimulator({unit: unit_state(*spec) for unit, spec in UNITS.items()})
+    # no discrete inputs on any unit: the table answers "illegal function"
+    sim.exception_for("discrete", 0, 65535, 1)
+    server = ModbusRtuServer(sim, baudrate=19200, link_dir=str(tmp_path), name="ttyRS485")
+    await server.start()
+    try:
+        yield sim, server
+    finally:
+        await server.stop()
+
+
+SCAN = ("scan", "modbus-rtu", "--baudrate", "19200", "--units", "1-32", "--range", "0-49",
+        "--timeout", "0.05")  # fmt: skip
+
+
+async def test_scan_finds_the_three_units_and_their_readable_blocks(
+    bus: tuple[ModbusSimulator, ModbusRtuServer], tmp_path: Path
+) -> None:
+    _, server = bus
+    draft = tmp_path / "draft.yaml"
+    status, out, err = await cli(
+        *SCAN, "--port", server.path, "--json", "--write-config", str(draft)
+    )
+    assert status == 0, err
+    report = json.loads(out)
+    assert [u["unit"] for u in report["units"]] == [2, 17, 31]
+    ranges = {
+        u["unit"]: {
+            t: [(r["start"], r["end"]) for r in v["ranges"]] for t, v in u["tables"].items()
+        }
+        for u in report["units"]
+    }
+    assert ranges[2] == {"holding": [(0, 4), (20, 24)], "input": [(0, 7)], "coil": [(0, 49)],
+                         "discrete": []}  # fmt: skip
+    assert ranges[17]["holding"] == [(0, 9)]
+    assert ranges[31]["holding"] == [(40, 44)]
+    assert "illegal function" in report["units"][0]["tables"]["discrete"]["note"]
+    assert "set-up-time" in err
+
+    # the draft passes check, and reads what the units hold
+    config = load_config(draft)
+    assert [d.id for d in config.devices] == ["unit-2", "unit-17", "unit-31"]
+    status, out, err = await cli("check", "--connect", "-c", str(draft))
+    assert status == 0, out + err
+    assert "all 3 device(s) answered" in out
+    status, out, _ = await cli("probe", "-c", str(draft), "unit-2", "--json")
+    assert status == 0
+    values = {p["id"]: p["value"] for p in json.loads(out)["points"]}
+    assert values == {"holding-0": 11, "holding-20": 13, "input-0": 7, "coil-0": False}
+
+
+async def test_scan_prints_a_summary_for_people(
+    bus: tuple[ModbusSimulator, ModbusRtuServer],
+) -> None:
+    _, server = bus
+    status, out, err = await cli(*SCAN, "--port", server.path, "--units", "15-20")
+    assert status == 0, err
+    assert out.splitlines()[:3] == [
+        "1 unit(s) answer: 17",
+        "unit 17: answered",
+        "  holding   0..9",
+    ]
+    assert "readable blocks searched within 0..49 (--range to change)" in out
+    assert "scan: unit 17 answers" in err  # plain progress when not on a terminal
+
+
+async def test_scan_refuses_a_port_another_process_has_open(
+    bus: tuple[ModbusSimulator, ModbusRtuServer],
+) -> None:
+    _, server = bus
+    # another process holding the port, as a running bridge would
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c",
+        "import os, sys; os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY); print('open', "
+        "flush=True); sys.stdin.read()", server.path,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert holder.stdin is not None
+    assert holder.stdout is not None
+    try:
+        assert await holder.stdout.readline() == b"open\n"
+        status, out, err = await cli(*SCAN, "--port", server.path, "--units", "17")
+        assert status == 1
+        assert out == ""
+        assert f"{server.path} is open in pid {holder.pid} (" in err
+        assert "set-up-time command" in err
+        assert "--force" in err
+        status, out, _ = await cli(*SCAN, "--port", server.path, "--units", "17", "--force")
+        assert status == 0
+        assert out.startswith("1 unit(s) answer: 17")
+    finally:
+        holder.stdin.close()
+        await holder.wait()
