@@ -175,7 +175,7 @@ async def _scan(args: argparse.Namespace, first: int, last: int) -> list[UnitRep
     device = probe_device_config(
         args.transport, _connection(args, args.transport), units[0], args.timeout
     )
-    where = args.host if args.transport == "modbus-tcp" else args.port
+    where = f"{args.host}:{args.port or 502}" if args.transport == "modbus-tcp" else args.port
     print(
         f"scan: asking units {args.units} on {where}, {args.timeout:g} s each. A set-up-time "
         "command: a bridge polling the same bus or endpoint would see its requests.",
