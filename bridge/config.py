@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,8 @@ class BridgeConfig:
     links: tuple[LinkPlan, ...]
     warnings: tuple[str, ...] = ()
     """Valid but probably unintended things in the file, one line each, naming the file."""
+    source: str | None = None
+    """The device file this was read from (what a reload reads again), if any."""
 
     def device(self, device_id: str) -> DeviceConfig | None:
         """The device with this id, or None."""
@@ -274,5 +276,4 @@ def load_config(path: str | os.PathLike[str]) -> BridgeConfig:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(source, [f"{where}not valid YAML: {problem}"]) from None
-    config = parse_config(data, source, text)
-    return config
+    return replace(parse_config(data, source, text), source=source)

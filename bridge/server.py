@@ -13,7 +13,8 @@ from aiohttp import web
 
 from bridge import __version__
 from bridge.api.app import make_app
-from bridge.config import BridgeConfig
+from bridge.config import BridgeConfig, ConfigError
+from bridge.reload import reload
 from bridge.service import Bridge
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,30 @@ def stop_on_signals(stop: asyncio.Event) -> Callable[[], None]:
     return remove
 
 
+def reload_on_hangup(bridge: Bridge) -> None:
+    """Reload the device file on SIGHUP; errors are logged and change nothing."""
+    loop = asyncio.get_running_loop()
+    running: set[asyncio.Task[None]] = set()
+
+    async def hangup() -> None:
+        source = bridge.config.source
+        if source is None:
+            log.warning("SIGHUP: this bridge was not started from a device file")
+            return
+        log.info("SIGHUP: reloading %s", source)
+        try:
+            await reload(bridge, source)
+        except ConfigError as exc:
+            log.error("reload refused, the running configuration stays:\n%s", exc.render())
+
+    def on_signal() -> None:
+        task = loop.create_task(hangup())
+        running.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(running.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_signal)
+
+
 async def serve_until_stopped(config: BridgeConfig, extra: Sequence[str] = ()) -> None:
     """Serve until SIGINT or SIGTERM, printing where; then close everything."""
     stop = asyncio.Event()
@@ -104,6 +129,7 @@ async def serve_until_stopped(config: BridgeConfig, extra: Sequence[str] = ()) -
     # longer walk it again and again.
     gc.collect()
     gc.freeze()
+    reload_on_hangup(server.bridge)
     try:
         ws_url = server.url.replace("http", "ws", 1)
         print(f"device-bridge {__version__}: {len(config.devices)} device(s)", flush=True)
@@ -116,4 +142,5 @@ async def serve_until_stopped(config: BridgeConfig, extra: Sequence[str] = ()) -
         log.info("stopping")
     finally:
         remove()
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         await server.close()

@@ -7,7 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from bridge import wire
-from bridge.config import BridgeConfig
+from bridge.config import BridgeConfig, LinkPlan
 from bridge.hub import Hub
 from bridge.north.settings import mqtt_settings
 from bridge.poller import DeviceRuntime, LinkPoller
@@ -60,6 +60,22 @@ def write_failure(exc: BaseException, device_id: str) -> tuple[int, str] | None:
     return None
 
 
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel poller tasks and wait until every one has ended."""
+    pending = set(tasks)
+    while pending:
+        # Cancel again until every task has ended: a cancellation that arrives together
+        # with an answer can be lost inside a library (asyncio.wait_for before Python 3.12
+        # returns the answer instead, and pymodbus uses it), and the poller polls on.
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, Exception):
+            log.error("a poller ended with an error: %s", result)
+
+
 class Bridge:
     """Everything the API needs: devices' states, the store, the hub, and the pollers."""
 
@@ -72,17 +88,12 @@ class Bridge:
         self.pollers: list[LinkPoller] = []
         self._poller_of: dict[str, LinkPoller] = {}
         self.driver_of: dict[str, Driver[Any]] = {}
-        for link in config.links:
-            runtimes = [self.devices[d.id] for d in link.devices]
-            poller = LinkPoller(
-                link.key, link.driver.open_link(link.key, link.devices), runtimes, self
-            )
-            self.pollers.append(poller)
-            for device in link.devices:
-                self._poller_of[device.id] = poller
-                self.driver_of[device.id] = link.driver
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._task_of: dict[LinkPoller, asyncio.Task[None]] = {}
+        self.reload_lock = asyncio.Lock()
+        for link in config.links:
+            self.add_poller(link)
         self.north: North | None = None
         mqtt = mqtt_settings(config.settings)
         if mqtt is not None:
@@ -93,12 +104,43 @@ class Bridge:
 
     # -- lifecycle ------------------------------------------------------------------
 
+    def add_poller(self, link: LinkPlan) -> LinkPoller:
+        """A poller for one link of the device file, over the devices' runtimes (which must
+        be in ``devices``); not started."""
+        runtimes = [self.devices[d.id] for d in link.devices]
+        poller = LinkPoller(link.key, link.driver.open_link(link.key, link.devices), runtimes, self)
+        self.pollers.append(poller)
+        for device in link.devices:
+            self._poller_of[device.id] = poller
+            self.driver_of[device.id] = link.driver
+        return poller
+
+    def start_poller(self, poller: LinkPoller) -> None:
+        """Start polling one link (its task runs until stopped)."""
+        task = asyncio.create_task(poller.run(), name=f"poll {poller.key}")
+        self._tasks.append(task)
+        self._task_of[poller] = task
+
+    async def stop_pollers(self, pollers: list[LinkPoller]) -> None:
+        """Stop these links' pollers and close their links; the rest poll on."""
+        tasks = [self._task_of.pop(p) for p in pollers if p in self._task_of]
+        await _cancel(tasks)
+        for poller in pollers:
+            self.pollers.remove(poller)
+        self._tasks = [t for t in self._tasks if t not in tasks]
+
+    def forget(self, device_id: str) -> None:
+        """Drop what the bridge knows of a device no longer in the file (its poller is
+        stopped first)."""
+        self._poller_of.pop(device_id, None)
+        self.driver_of.pop(device_id, None)
+
     async def start(self) -> None:
         """Open the outbox and start north (if configured), then one task per link."""
         if self.north is not None:
             await self.north.start()
         for poller in self.pollers:
-            self._tasks.append(asyncio.create_task(poller.run(), name=f"poll {poller.key}"))
+            self.start_poller(poller)
 
     @property
     def stopping(self) -> bool:
@@ -113,19 +155,9 @@ class Bridge:
     async def stop(self) -> None:
         """Stop polling and close every link."""
         self.begin_stop()
-        pending = set(self._tasks)
-        while pending:
-            # Cancel again until every task has ended: a cancellation that arrives together
-            # with an answer can be lost inside a library (asyncio.wait_for before Python 3.12
-            # returns the answer instead, and pymodbus uses it), and the poller polls on.
-            for task in pending:
-                task.cancel()
-            _, pending = await asyncio.wait(pending, timeout=0.1)
-        results = await asyncio.gather(*self._tasks, return_exceptions=True)
-        for result in results:
-            if isinstance(result, Exception):
-                log.error("a poller ended with an error: %s", result)
+        await _cancel(self._tasks)
         self._tasks.clear()
+        self._task_of.clear()
         if self.north is not None:
             await self.north.stop()
 

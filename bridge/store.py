@@ -30,11 +30,12 @@ class _Slot:
     """A point: its latest reading, field by field, and its kept history."""
 
     __slots__ = (
-        "deadband", "device", "error", "history", "point", "quality", "seq", "ts", "unit",
-        "value",
+        "config", "deadband", "device", "error", "history", "point", "quality", "seq", "ts",
+        "unit", "value",
     )  # fmt: skip
 
     def __init__(self, device: str, point: PointConfig, history: int) -> None:
+        self.config = point
         self.device = device
         self.point = point.id
         self.unit = point.unit
@@ -91,6 +92,20 @@ class Store:
             device.id: {p.id: _Slot(device.id, p, history) for p in device.points}
             for device in devices
         }
+
+    def set_devices(self, devices: Sequence[DeviceConfig], history: int) -> None:
+        """Take a reloaded device list: a point whose definition is unchanged keeps its slot
+        (latest reading, history, seq), a new or redefined point starts unread, and the
+        points and devices no longer listed are dropped. ``seq`` and ``boot`` go on."""
+        old = self._slots
+        self._slots = {}
+        for device in devices:
+            kept = old.get(device.id, {})
+            self._slots[device.id] = {
+                p.id: slot if (slot := kept.get(p.id)) is not None and slot.config == p
+                else _Slot(device.id, p, history)
+                for p in device.points
+            }  # fmt: skip
 
     def apply_poll(self, device: str, results: ReadResult, ts: float) -> list[PublishedReading]:
         """Record one poll's results; return the readings to publish (changed ones only).

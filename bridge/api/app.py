@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Iterable
@@ -31,12 +32,16 @@ from bridge.api.schemas import (
     ReadingOut,
     ReadingsOut,
     ReadyOut,
+    ReloadOut,
     WriteIn,
 )
+from bridge.config import ConfigError
 from bridge.readings import PublishedReading, iso_time
+from bridge.reload import reload
 from bridge.service import Bridge, audit, write_failure
 from drivers.base import BadValue, DeviceTimeout, DriverError, LinkError
 
+log = logging.getLogger(__name__)
 AUDITED: web.RequestKey[bool] = web.RequestKey("audited", bool)
 
 #: request bodies are small JSON documents; anything larger is refused with 413
@@ -301,6 +306,22 @@ def _first_error(error: ValidationError) -> str:
     return f"{where}: {item['msg']}" if where else item["msg"]
 
 
+async def reload_handler(request: web.Request) -> web.Response:
+    """Re-read the device file; a file with errors changes nothing and is answered 422."""
+    bridge = bridge_of(request)
+    source = bridge.config.source
+    if source is None:
+        raise ProblemError(409, "this bridge was not started from a device file: nothing to reload")
+    try:
+        result = await reload(bridge, source)
+    except ConfigError as exc:
+        log.error("reload refused, the running configuration stays:\n%s", exc.render())
+        raise ProblemError(
+            422, f"{source} has errors: nothing was changed", errors=exc.render().splitlines()
+        ) from None
+    return json_response(ReloadOut.model_validate(result.as_json()))
+
+
 async def openapi_handler(request: web.Request) -> web.Response:
     settings = bridge_of(request).settings
     return web.json_response(document(ROUTES, settings.root_path))
@@ -344,6 +365,10 @@ ROUTES: list[Route] = [
           "Write a value, read the device back, answer the new reading", ReadingOut,
           (400, 403, 404, 413, 422, 502, 503, 504), body=WriteIn,
           description="Needs a write token. Never retried. Leaves one audit log line."),
+    Route("POST", "/api/v1/reload", reload_handler,
+          "Re-read the device file and apply the difference", ReloadOut, (403, 409, 422),
+          description="Needs a write token. Devices defined as before keep polling, their "
+          "readings and their seq history; a file with errors changes nothing."),
     Route("GET", "/api/v1/stream", stream.handler,
           "Live readings over a WebSocket (connect with Upgrade: websocket)", None,
           (400, 403, 404, 503),
@@ -375,7 +400,7 @@ def make_app(bridge: Bridge) -> web.Application:
             *cors,
             problems_middleware,
             refused_writes_middleware,
-            auth_middleware(Tokens(settings), OPEN_HANDLERS),
+            auth_middleware(Tokens(settings), OPEN_HANDLERS, frozenset({reload_handler})),
         ],
         client_max_size=MAX_BODY,
     )

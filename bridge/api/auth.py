@@ -78,8 +78,13 @@ class Tokens:
         return found
 
 
-def auth_middleware(tokens: Tokens, open_handlers: frozenset[Handler]) -> Middleware:
-    """Reads need a token when read tokens are set; writes (PUT) always need a write token."""
+def auth_middleware(
+    tokens: Tokens,
+    open_handlers: frozenset[Handler],
+    write_handlers: frozenset[Handler] = frozenset(),
+) -> Middleware:
+    """Reads need a token when read tokens are set; writes (PUT, and the routes of
+    ``write_handlers``) always need a write token."""
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -89,7 +94,7 @@ def auth_middleware(tokens: Tokens, open_handlers: frozenset[Handler]) -> Middle
         token = tokens.identify(request.headers.get("Authorization"))
         if token is not None:
             request[TOKEN] = token
-        if request.method == "PUT":
+        if request.method == "PUT" or request.match_info.handler in write_handlers:
             if not tokens.writes_enabled:
                 raise ProblemError(403, "writes are disabled: the bridge has no BRIDGE_WRITE_TOKEN")
             if token is None or not token.may_write:

@@ -180,3 +180,16 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
+
+
+class ReloadOut(BaseModel):
+    """What ``POST /api/v1/reload`` did, by device id."""
+
+    reloaded: bool
+    unchanged: list[str]
+    changed: list[str] = Field(
+        description="redefined: restarted, readings of unchanged points kept"
+    )
+    added: list[str]
+    removed: list[str] = Field(description="gone: subscribers got a 'removed' status frame")
+    restart_needed: list[str] = Field(description="server settings that differ: not reloaded")
