@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import re
 import socket
 from datetime import datetime, timedelta, timezone
@@ -12,6 +13,8 @@ import pytest
 from conftest import BOILER_POINTS, BridgeFactory, all_good, eventually, get_json, tcp_device
 
 from simulators.modbus import ModbusSimulator
+
+from bridge import __version__
 
 PROBLEM = "application/problem+json"
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -140,7 +143,7 @@ async def test_metrics_count_polls_failures_and_latency_per_device(
     async def scrape() -> dict[str, float]:
         async with session.get("metrics") as response:
             assert response.status == 200
-            assert response.content_type == "text/plain"
+            assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
             return parse_metrics(await response.text())
 
     first = await eventually(
@@ -160,6 +163,11 @@ async def test_metrics_count_polls_failures_and_latency_per_device(
     assert first[f"device_bridge_device_up{boiler}"] == 1
     assert first[f"device_bridge_device_up{dead}"] == 0
     assert first["device_bridge_readings_published_total"] >= len(BOILER_POINTS)
+    build = [k for k in first if k.startswith("device_bridge_build_info{")]
+    assert build == [
+        f'device_bridge_build_info{{version="{__version__}",python="{platform.python_version()}"}}'
+    ]
+    assert first[build[0]] == 1
 
     # the counters go on growing with every poll
     later = await eventually(

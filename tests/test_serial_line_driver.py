@@ -448,3 +448,29 @@ def test_a_channel_cuts_a_line_after_a_pause_and_bounds_what_it_keeps() -> None:
     assert channel.buffer.startswith(b"line ")
     assert channel.trims > 0
     assert not channel.midline
+
+
+async def test_skipped_lines_are_counted_in_metrics(
+    start: Start, bridge_factory: BridgeFactory
+) -> None:
+    sim = await start(format="sics")
+    sim.stray = b"S S  garbage g\r\n"
+    _, session = await bridge_factory([line_device(sim.path)])
+
+    async def garbage_counted() -> bool:
+        async with session.get("metrics") as response:
+            assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+            text = await response.text()
+        series = 'device_bridge_driver_events_total{device="scale",driver="serial-line",'
+        counts = {
+            line.split()[0]: float(line.split()[1])
+            for line in text.splitlines()
+            if line.startswith(series)
+        }
+        return (
+            counts.get(series + 'event="garbage"}', 0) >= 1
+            and series + 'event="partial"}' in counts
+            and series + 'event="overlong"}' in counts
+        )
+
+    await eventually(garbage_counted)

@@ -138,12 +138,8 @@ async def north_status(request: web.Request) -> web.Response:
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
-    return web.Response(
-        text=metrics.render(bridge_of(request)),
-        content_type="text/plain",
-        charset="utf-8",
-        headers={"X-Content-Type-Hint": "version=0.0.4"},
-    )
+    body = metrics.render(bridge_of(request)).encode()
+    return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
 
 
 async def list_devices(request: web.Request) -> web.Response:

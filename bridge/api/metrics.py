@@ -6,9 +6,11 @@ from (a device's runtime figures, or the whole process's).
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from bridge import __version__
 from bridge.poller import DeviceRuntime
 from bridge.service import Bridge
 from bridge.states import ANSWERING
@@ -159,6 +161,18 @@ NORTH_METRICS = (
 )
 
 
+DRIVER_EVENTS = "device_bridge_driver_events_total"
+DRIVER_EVENTS_HELP = (
+    "The driver's own counts per device (serial-line: lines skipped as garbage, partial "
+    "or overlong)."
+)
+BUILD_INFO = "device_bridge_build_info"
+BUILD_INFO_HELP = "Always 1; the labels say which build and Python are running."
+
+#: the Content-Type of the Prometheus text exposition format
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
 def render(bridge: Bridge) -> str:
     """Per-device poll counts, failures and latency, and the stream's figures."""
     labelled = [
@@ -175,6 +189,10 @@ def render(bridge: Bridge) -> str:
         lines.append(_sample(f"{LATENCY}_count{label}", d.answered))
     lines += _header(DEVICE_UP.name, DEVICE_UP.kind, DEVICE_UP.help)
     lines += [_sample(DEVICE_UP.name + label, DEVICE_UP.value(d)) for label, d in labelled]
+    lines += _header(DRIVER_EVENTS, "counter", DRIVER_EVENTS_HELP)
+    for label, d in labelled:
+        for event, count in sorted(bridge.driver_counters(d.config.id).items()):
+            lines.append(_sample(f'{DRIVER_EVENTS}{label[:-1]},event="{event}"}}', count))
     for process_metric in PROCESS_METRICS:
         lines += _header(process_metric.name, process_metric.kind, process_metric.help)
         lines.append(_sample(process_metric.name, process_metric.value(bridge)))
@@ -183,6 +201,9 @@ def render(bridge: Bridge) -> str:
         for north_metric in NORTH_METRICS:
             lines += _header(north_metric.name, north_metric.kind, north_metric.help)
             lines.append(_sample(north_metric.name, north_metric.value(north)))
+    lines += _header(BUILD_INFO, "gauge", BUILD_INFO_HELP)
+    python = platform.python_version()
+    lines.append(_sample(f'{BUILD_INFO}{{version="{__version__}",python="{python}"}}', 1))
     return "\n".join(lines) + "\n"
 
 
