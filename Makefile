@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test lint pytest bench clean sparkplug
 
 $(STAMP): pyproject.toml
+	@echo "Setting up $(VENV): installing device-bridge and its dependencies (about a minute, once)..."
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[service,dev,examples]'
 	touch $(STAMP)

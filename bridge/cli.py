@@ -18,9 +18,10 @@ from bridge import __version__
 
 try:
     from bridge.config import BridgeConfig, ConfigError, load_config
-    from bridge.logs import setup_logging
+    from bridge.logs import environment_logging, setup_logging
     from bridge.registry import available_drivers
     from bridge.server import serve_until_stopped
+    from bridge.tools.cli import Formatter
     from bridge.tools.cli import add_parsers as add_tool_parsers
 except ModuleNotFoundError as missing:
     # `pip install device-bridge` is the client alone (README, "For agents"): say what to
@@ -41,13 +42,34 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"device-bridge {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the bridge on a device file")
+    run = commands.add_parser(
+        "run",
+        help="run the bridge on a device file",
+        formatter_class=Formatter,
+        description="Poll the devices of a device file and serve their readings. SIGINT and "
+        "SIGTERM stop it; SIGHUP reloads the file (README: Reloading the device file).",
+        epilog="example:\n  device-bridge run -c devices.yaml\n"
+        "  BRIDGE_PORT=5001 BRIDGE_WRITE_TOKEN=s3cret device-bridge run -c devices.yaml",
+    )
     run.add_argument("-c", "--config", help="device file (default: $BRIDGE_CONFIG)")
 
-    demo = commands.add_parser("demo", help="run simulators and a bridge on them; no hardware")
+    demo = commands.add_parser(
+        "demo",
+        help="run simulators and a bridge on them; no hardware",
+        formatter_class=Formatter,
+        epilog="example:\n  BRIDGE_WRITE_TOKEN=s3cret device-bridge demo --port 5001",
+    )
     demo.add_argument("--port", type=int, default=None, help="API port (default: 5000)")
 
-    check = commands.add_parser("check", help="validate a device file and print the poll plan")
+    check = commands.add_parser(
+        "check",
+        help="validate a device file and print the poll plan",
+        formatter_class=Formatter,
+        description="Report every mistake in the device file at once (exit 2), or print the "
+        "requests each poll will send.",
+        epilog="examples:\n  device-bridge check -c devices.yaml\n"
+        "  device-bridge check --connect -c devices.yaml",
+    )
     check.add_argument("-c", "--config", help="device file (default: $BRIDGE_CONFIG)")
     check.add_argument(
         "--connect",
@@ -57,7 +79,14 @@ def _parser() -> argparse.ArgumentParser:
 
     add_tool_parsers(commands)
 
-    simulate = commands.add_parser("simulate", help="run one device simulator standalone")
+    simulate = commands.add_parser(
+        "simulate",
+        help="run one device simulator standalone",
+        formatter_class=Formatter,
+        epilog="examples:\n  device-bridge simulate modbus-tcp --port 5020\n"
+        "  device-bridge simulate modbus-rtu --baudrate 9600 --wire-time --link-dir /tmp/dev\n"
+        "  device-bridge simulate serial-line --mode stream --format json",
+    )
     simulate.add_argument("kind", choices=SIMULATORS)
     simulate.add_argument("--host", default="127.0.0.1", help="listen address (modbus-tcp)")
     simulate.add_argument("--port", type=int, default=5020, help="listen port (modbus-tcp)")
@@ -112,6 +141,14 @@ def print_plan(config: BridgeConfig, source: str) -> None:
             print(f"    {line}")
 
 
+def _log_as_the_environment_says() -> None:
+    """Logging for commands without a device file: BRIDGE_LOG_LEVEL and BRIDGE_LOG_FORMAT."""
+    try:
+        setup_logging(*environment_logging())
+    except ValueError as exc:
+        raise ConfigError("device-bridge", [str(exc)]) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -119,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "simulate":
             from simulators.cli import simulate
 
-            setup_logging()
+            _log_as_the_environment_says()
             return simulate(
                 args.kind, args.host, args.port, args.profile,
                 baudrate=args.baudrate, wire_time=args.wire_time, mode=args.mode,
@@ -132,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from bridge.demo import run_demo
 
-            setup_logging()
+            _log_as_the_environment_says()
             return asyncio.run(run_demo(args.port))
         source = _config_path(args.config)
         config = load_config(source)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from bridge import wire
 from bridge.config import BridgeConfig, LinkPlan
 from bridge.hub import Hub
+from bridge.logs import fields
 from bridge.north.settings import mqtt_settings
 from bridge.poller import DeviceRuntime, LinkPoller
 from bridge.readings import PublishedReading
@@ -232,6 +233,8 @@ class Bridge:
             audit.info(
                 "write by=%s device=%s point=%s value=%r old=%r new=%r result=%s",
                 who, device_id, point_id, value, old.value, new.value, outcome,
+                extra=fields(who=who, device=device_id, point=point_id, value=value,
+                             old=old.value, new=new.value, result=outcome),
             )  # fmt: skip
         return new
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Coroutine
@@ -91,6 +92,9 @@ def simulate(
             raise _UsageError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
         if format is not None and format not in FORMATS:
             raise _UsageError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
+        if link_dir is not None and not os.path.isdir(link_dir):
+            missing = "is not a folder" if os.path.exists(link_dir) else "does not exist"
+            raise _UsageError(f"--link-dir {link_dir} {missing}: create it first")
     except _UsageError as exc:
         print(f"device-bridge simulate: {exc}", file=sys.stderr)
         return 2

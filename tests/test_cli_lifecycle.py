@@ -246,7 +246,8 @@ def assert_clean_exit(status: int, child: Child) -> None:
 @pytest.mark.timeout(40)
 def test_demo_serves_moving_good_readings_and_stops_on_sigint(tmp_path: Path) -> None:
     port = free_port()
-    with Child([*BRIDGE, "demo", "--port", str(port)], cwd=tmp_path) as demo:
+    env = {"BRIDGE_LOG_FORMAT": "json"}
+    with Child([*BRIDGE, "demo", "--port", str(port)], cwd=tmp_path, env=env) as demo:
         base = demo.expect(READINGS_LINE).group(1)
         assert base == f"http://127.0.0.1:{port}"
         demo.expect(r"simulator: modbus-tcp on 127\.0\.0\.1:\d+")
@@ -271,6 +272,9 @@ def test_demo_serves_moving_good_readings_and_stops_on_sigint(tmp_path: Path) ->
         assert get(f"{base}/healthz")[0] == 200
         status = demo.stop(signal.SIGINT)
     assert_clean_exit(status, demo)
+    # the demo honours BRIDGE_LOG_FORMAT: one JSON object a line
+    logged = [json.loads(line) for line in demo.stderr.splitlines() if line.strip()]
+    assert any(record["message"] == "boiler is online" for record in logged), demo.stderr
 
 
 def test_demo_on_a_busy_port_exits_1_with_a_message(tmp_path: Path) -> None:
@@ -388,9 +392,23 @@ def test_simulate_on_a_busy_port_exits_1_with_a_message(tmp_path: Path) -> None:
 def test_help_lists_every_command(tmp_path: Path) -> None:
     result = run_cli(["--help"], tmp_path)
     assert result.returncode == 0, result
-    for command in ("run", "demo", "check", "simulate"):
+    for command in ("run", "demo", "check", "probe", "scan", "simulate"):
         assert re.search(rf"^\s+{command}\s", result.stdout, re.MULTILINE), result.stdout
     assert result.stderr == ""
+
+
+@pytest.mark.parametrize("command", ["run", "check", "simulate", "probe", "scan"])
+def test_help_shows_defaults_and_examples(tmp_path: Path, command: str) -> None:
+    result = run_cli([command, "--help"], tmp_path)
+    assert result.returncode == 0, result
+    assert "default" in result.stdout
+    assert re.search(r"^examples?:\n  device-bridge ", result.stdout, re.MULTILINE), result.stdout
+
+
+def test_a_bad_log_setting_in_the_environment_is_blamed_on_it(tmp_path: Path) -> None:
+    result = run_cli(["simulate", "modbus-tcp"], tmp_path, env={"BRIDGE_LOG_LEVEL": "loud"})
+    assert result.returncode == 2, result
+    assert result.stderr.startswith("environment variable BRIDGE_LOG_LEVEL: 'LOUD'")
 
 
 @pytest.mark.parametrize(

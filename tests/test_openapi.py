@@ -111,6 +111,8 @@ def test_every_route_is_documented_with_its_method(document: dict[str, Any]) -> 
     assert documented == served
     ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]
     assert len(ids) == len(set(ids))
+    # names a generated client can use as they are
+    assert all(re.fullmatch(r"[a-z][a-z0-9_]*", i) and "handler" not in i for i in ids), ids
 
 
 def test_every_error_is_problem_json_and_every_status_is_documented(
@@ -127,7 +129,13 @@ def test_every_error_is_problem_json_and_every_status_is_documented(
             if int(status) >= 400:
                 assert response["content"] == {PROBLEM: {"schema": problem}}, (route.path, status)
                 assert response["description"] == ERROR_TITLES[int(status)]
-        assert ("security" in operation) is not route.open
+        if route.open:
+            assert operation["security"] == []
+        elif route.write:
+            assert operation["security"] == [{"writeToken": []}]
+        else:
+            assert operation["security"] == [{"readToken": []}, {"writeToken": []}]
+        assert operation["tags"][0] in {tag["name"] for tag in document["tags"]}
     write = document["paths"]["/api/v1/devices/{device}/points/{point}"]["put"]
     assert {"400", "401", "403", "404", "413", "422", "502", "503", "504"} <= set(
         write["responses"]
@@ -168,7 +176,10 @@ async def test_the_document_follows_the_root_path_and_needs_the_read_token(
     document = await fetch_document(session, Authorization=f"Bearer {READER}")
     assert document["servers"] == [{"url": "/resource"}]
     assert "/api/v1/devices" in document["paths"]
-    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    schemes = document["components"]["securitySchemes"]
+    assert {name: scheme["scheme"] for name, scheme in schemes.items()} == {
+        "readToken": "bearer", "writeToken": "bearer",
+    }  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the fuzzer

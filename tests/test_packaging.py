@@ -154,6 +154,7 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> N
     ):
         assert line in declared
     assert "simulators/profiles/rtu_demo.yaml" in names
+    assert f"device_bridge-{version}.dist-info/licenses/LICENSE" in names  # MIT, as declared
 
     # installed, not editable, with its dependencies; from tmp_path the checkout is not
     # importable

@@ -17,6 +17,7 @@ from conftest import BOILER_POINTS, BridgeFactory, all_good, eventually, get_jso
 from driver_cases import line_device
 
 from bridge.config import ConfigError, parse_config
+from bridge.logs import JsonFormatter
 from drivers.base import BadValue
 from drivers.serial_line.config import SerialLineDevice
 from drivers.serial_line.driver import SerialLineDriver
@@ -311,6 +312,14 @@ async def test_every_write_leaves_one_audit_line(
     assert audit_lines(caplog) == [
         "write by=agent device=boiler point=setpoint value=70.5 old=65.0 new=70.5 result=ok"
     ]
+    # in JSON logs, the record's fields are fields of the JSON object
+    (record,) = [r for r in caplog.records if r.name == "bridge.audit"]
+    logged = json.loads(JsonFormatter().format(record))
+    assert {k: logged[k] for k in ("who", "device", "point", "value", "old", "new", "result")} == {
+        "who": "agent", "device": "boiler", "point": "setpoint", "value": 70.5, "old": 65.0,
+        "new": 70.5, "result": "ok",
+    }  # fmt: skip
+    assert logged["logger"] == "bridge.audit"
     caplog.clear()
     await put(session, "setpoint", 95.0, status=422)
     (line,) = audit_lines(caplog)
@@ -335,6 +344,8 @@ async def test_every_write_leaves_one_audit_line(
     assert "result=refused 403: point boiler/temperature is not writable" in lines[0]
     assert lines[1].startswith("write by=- path=/api/v1/devices/boiler/points/setpoint")
     assert "result=refused 401" in lines[1]
+    refused = [r for r in caplog.records if r.name == "bridge.audit"][1]
+    assert json.loads(JsonFormatter().format(refused))["result"].startswith("refused 401")
 
 
 async def test_writes_are_never_retried(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from collections.abc import Iterable
@@ -19,6 +18,7 @@ from bridge.api.auth import TOKEN, Tokens, auth_middleware, cors_middleware
 from bridge.api.openapi import Query, Route, document
 from bridge.api.problems import ProblemError, problem_response, problems_middleware
 from bridge.api.query import BRIDGE, bridge_of, filters, known_device, known_point, only_query
+from bridge.api.reload import reload_handler
 from bridge.api.schemas import (
     BrokerOut,
     DeviceDetailOut,
@@ -35,13 +35,11 @@ from bridge.api.schemas import (
     ReloadOut,
     WriteIn,
 )
-from bridge.config import ConfigError
+from bridge.logs import fields
 from bridge.readings import PublishedReading, iso_time
-from bridge.reload import reload
 from bridge.service import Bridge, audit, write_failure
 from drivers.base import BadValue, DeviceTimeout, DriverError, LinkError
 
-log = logging.getLogger(__name__)
 AUDITED: web.RequestKey[bool] = web.RequestKey("audited", bool)
 
 #: request bodies are small JSON documents; anything larger is refused with 413
@@ -289,9 +287,10 @@ async def refused_writes_middleware(request: web.Request, handler: Handler) -> w
             token = request.get(TOKEN)
             status = exc.status
             detail = exc.detail if isinstance(exc, ProblemError) else exc.reason
+            who = token.name if token else "-"
             audit.info(
-                "write by=%s path=%s result=refused %s: %s",
-                token.name if token else "-", request.path, status, detail,
+                "write by=%s path=%s result=refused %s: %s", who, request.path, status, detail,
+                extra=fields(who=who, path=request.path, result=f"refused {status}: {detail}"),
             )  # fmt: skip
         raise
 
@@ -300,22 +299,6 @@ def _first_error(error: ValidationError) -> str:
     item = error.errors(include_url=False)[0]
     where = ".".join(str(p) for p in item["loc"])
     return f"{where}: {item['msg']}" if where else item["msg"]
-
-
-async def reload_handler(request: web.Request) -> web.Response:
-    """Re-read the device file; a file with errors changes nothing and is answered 422."""
-    bridge = bridge_of(request)
-    source = bridge.config.source
-    if source is None:
-        raise ProblemError(409, "this bridge was not started from a device file: nothing to reload")
-    try:
-        result = await reload(bridge, source)
-    except ConfigError as exc:
-        log.error("reload refused, the running configuration stays:\n%s", exc.render())
-        raise ProblemError(
-            422, f"{source} has errors: nothing was changed", errors=exc.render().splitlines()
-        ) from None
-    return json_response(ReloadOut.model_validate(result.as_json()))
 
 
 async def openapi_handler(request: web.Request) -> web.Response:
@@ -359,10 +342,11 @@ ROUTES: list[Route] = [
           "Poll the device now, through its link's queue", PollOut, (404, 503, 504)),
     Route("PUT", "/api/v1/devices/{device}/points/{point}", write_point,
           "Write a value, read the device back, answer the new reading", ReadingOut,
-          (400, 403, 404, 413, 422, 502, 503, 504), body=WriteIn,
+          (400, 403, 404, 413, 422, 502, 503, 504), body=WriteIn, write=True,
           description="Needs a write token. Never retried. Leaves one audit log line."),
     Route("POST", "/api/v1/reload", reload_handler,
           "Re-read the device file and apply the difference", ReloadOut, (403, 409, 422),
+          write=True,
           description="Needs a write token. Devices defined as before keep polling, their "
           "readings and their seq history; a file with errors changes nothing."),
     Route("GET", "/api/v1/stream", stream.handler,
@@ -371,7 +355,8 @@ ROUTES: list[Route] = [
           (DEVICE_FILTER, POINT_FILTER,
            Query("since", "resume after this seq", {"type": "integer", "minimum": 0}),
            Query("boot", "the boot id the since belongs to")),
-          description="Without an Upgrade: websocket header the answer is 400."),
+          description="Without an Upgrade: websocket header the answer is 400.",
+          operation_id="stream"),
 ]  # fmt: skip
 
 
@@ -396,7 +381,11 @@ def make_app(bridge: Bridge) -> web.Application:
             *cors,
             problems_middleware,
             refused_writes_middleware,
-            auth_middleware(Tokens(settings), OPEN_HANDLERS, frozenset({reload_handler})),
+            auth_middleware(
+                Tokens(settings),
+                OPEN_HANDLERS,
+                frozenset(r.handler for r in ROUTES if r.write and r.method != "PUT"),
+            ),
         ],
         client_max_size=MAX_BODY,
     )

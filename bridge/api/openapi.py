@@ -56,6 +56,42 @@ class Route:
     answer_type: str = "application/json"
     open: bool = False  # no token needed
     description: str = ""
+    write: bool = False  # needs a write token
+    operation_id: str = ""  # default: the handler's name without "_handler"
+    tag: str = ""  # default: by path (see _tag)
+
+
+#: the groups of operations, in the order a generated client or a reader meets them
+TAGS = {
+    "readings": "Latest readings and their history",
+    "devices": "Devices, their status and statistics; polling now",
+    "writes": "Writing a point (needs a write token)",
+    "stream": "Live readings over a WebSocket",
+    "configuration": "Reloading the device file (needs a write token)",
+    "service": "Health, readiness, metrics and this document",
+}
+READ_OR_WRITE: list[dict[str, list[str]]] = [{"readToken": []}, {"writeToken": []}]
+WRITE: list[dict[str, list[str]]] = [{"writeToken": []}]
+
+
+def _tag(route: Route) -> str:
+    if route.tag:
+        return route.tag
+    if route.write and route.method == "PUT":
+        return "writes"
+    if route.write:
+        return "configuration"
+    if not route.path.startswith("/api/"):
+        return "service"
+    if route.path.endswith("/stream"):
+        return "stream"
+    if "readings" in route.path or "/points/" in route.path:
+        return "readings"
+    return "devices"
+
+
+def _operation_id(route: Route) -> str:
+    return route.operation_id or route.handler.__name__.removesuffix("_handler")
 
 
 def _path_parameters(path: str) -> list[dict[str, Any]]:
@@ -111,7 +147,8 @@ def document(routes: list[Route], root_path: str = "", tokens: bool = True) -> d
         for status in sorted(errors):
             responses[str(status)] = {"description": ERROR_TITLES[status], "content": problem}
         operation: dict[str, Any] = {
-            "operationId": route.handler.__name__,
+            "operationId": _operation_id(route),
+            "tags": [_tag(route)],
             "summary": route.summary,
             "parameters": _path_parameters(route.path) + [_query(q) for q in route.query],
             "responses": responses,
@@ -123,8 +160,7 @@ def document(routes: list[Route], root_path: str = "", tokens: bool = True) -> d
                 "required": True,
                 "content": {"application/json": {"schema": body_ref[route.body]}},
             }
-        if not route.open:
-            operation["security"] = [{"bearer": []}]
+        operation["security"] = [] if route.open else WRITE if route.write else READ_OR_WRITE
         paths.setdefault(route.path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",
@@ -134,9 +170,21 @@ def document(routes: list[Route], root_path: str = "", tokens: bool = True) -> d
             "description": "Readings of devices polled by the bridge; writes with read-back.",
         },
         "servers": [{"url": root_path or "/"}],
+        "tags": [{"name": name, "description": text} for name, text in TAGS.items()],
         "paths": paths,
         "components": {
             "schemas": schemas.get("$defs", {}),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "readToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "BRIDGE_READ_TOKEN (reads are open without one)",
+                },
+                "writeToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "BRIDGE_WRITE_TOKEN; it may also read",
+                },
+            },
         },
     }

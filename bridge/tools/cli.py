@@ -39,8 +39,15 @@ from drivers.modbus.config import parse_register_notation
 TRANSPORTS = ("modbus-tcp", "modbus-rtu")
 
 
-class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults shown in ``--help``, and the examples in the epilog kept as written."""
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Defaults shown in ``--help`` (where an option has one and its help does not say it
+    already), and the examples in the epilog kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 class UsageError(Exception):
