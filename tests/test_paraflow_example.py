@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import subprocess
 import sys
 import tomllib
 import uuid
@@ -234,6 +235,33 @@ async def test_an_unreachable_bridge_or_no_service_url_is_said_so(
     monkeypatch.delenv("SERVICE_URL")
     with pytest.raises(SkillFailed, match="SERVICE_URL"):
         await ask(agent, "read_sensor", device="boiler", point="temperature")
+
+
+async def test_missing_or_wrong_arguments_answer_a_clear_error() -> None:
+    agent = agent_module.DeviceBridgeAgent()
+    with pytest.raises(SkillFailed) as failed:
+        await ask(agent, "read_sensor", device="boiler")
+    assert str(failed.value) == "read_sensor needs point (point: a point id such as 'temperature')"
+    with pytest.raises(SkillFailed, match=r"read_sensor: point must be a point id .*, not 5$"):
+        await ask(agent, "read_sensor", device="boiler", point=5)
+    with pytest.raises(SkillFailed, match=r"^write_setpoint needs value \(value: the value to"):
+        await ask(agent, "write_setpoint", device="boiler", point="setpoint")
+    with pytest.raises(SkillFailed, match=r"write_setpoint: value must be .*, not \[1\]$"):
+        await ask(agent, "write_setpoint", device="boiler", point="setpoint", value=[1])
+
+
+def test_no_runtime_is_said_in_one_line_without_a_traceback(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PARAFLOW_HOST"}
+    # no Docker engine: a DOCKER_HOST where nothing listens
+    env |= {"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock", "SERVICE_URL": "http://127.0.0.1:9"}
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLE / "agent.py"), "--port", "0"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("agent.py:")]
+    assert line.startswith("agent.py: no Paraflow runtime: set PARAFLOW_HOST")
+    assert "Traceback" not in result.stderr
 
 
 # ---------------------------------------------------------------------------- alerts

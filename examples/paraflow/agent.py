@@ -25,18 +25,24 @@ mapper knows ``Optional[...]`` but not ``X | None``.
 
 import argparse
 import asyncio
+import functools
+import inspect
 import logging
 import math
 import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from paranet_agent import actor, async_runner, connector
 from paranet_agent.actor import BaseActor, Conversation
 from paranet_agent.config import PIPE_MODE
+
+# python-on-whales is how the SDK drives Docker; its errors say no engine is there
+from python_on_whales.client_config import ClientNotFoundError
+from python_on_whales.exceptions import DockerException
 
 from bridge.client import BridgeClient, BridgeError, Gap, Reading
 
@@ -103,6 +109,44 @@ class ReadingsGap:
 
 class SkillError(Exception):
     """A skill failed; the SDK reports ``str(error)`` to the requester."""
+
+
+#: what each skill argument is, for the error that says it is missing or of the wrong type
+ARGUMENTS = {
+    "device": "a device id such as 'boiler'",
+    "point": "a point id such as 'temperature'",
+    "value": "the value to write: a number, or true/false for a coil or bit",
+}
+Skill = Callable[..., Awaitable[Any]]
+
+
+def checked_arguments(skill: Skill) -> Skill:
+    """The skill, answering a call with missing or wrongly typed arguments with a skill
+    error that names them (the runtime passes on whatever the requester sent). The SDK
+    still sees the skill's own signature, through ``functools.wraps``."""
+    signature = inspect.signature(skill)
+    name = skill.__name__
+
+    @functools.wraps(skill)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        missing = [
+            p for p, parameter in signature.parameters.items()
+            if p not in ("self", "conv") and parameter.default is parameter.empty
+            and kwargs.get(p) is None
+        ]  # fmt: skip
+        if missing:
+            wanted = "; ".join(f"{p}: {ARGUMENTS.get(p, 'required')}" for p in missing)
+            raise SkillError(f"{name} needs {', '.join(missing)} ({wanted})")
+        for argument in ("device", "point"):
+            given = kwargs.get(argument)
+            if given is not None and not isinstance(given, str):
+                raise SkillError(f"{name}: {argument} must be {ARGUMENTS[argument]}, not {given!r}")
+        value = kwargs.get("value")
+        if "value" in kwargs and not isinstance(value, int | float | bool | str):
+            raise SkillError(f"{name}: value must be {ARGUMENTS['value']}, not {value!r}")
+        return await skill(*args, **kwargs)
+
+    return call
 
 
 def to_answer(reading: Reading) -> SensorReading:
@@ -301,6 +345,7 @@ class DeviceBridgeAgent(BaseActor):
     # skills ----------------------------------------------------------------------------
 
     @actor.skill
+    @checked_arguments
     async def read_sensor(self, device: str, point: str, conv: Conversation) -> SensorReading:
         """The latest reading of one point of a device: value, unit, quality and time."""
         try:
@@ -310,6 +355,7 @@ class DeviceBridgeAgent(BaseActor):
             raise explain(error, f"read {device}/{point}") from error
 
     @actor.skill
+    @checked_arguments
     async def latest_readings(
         self,
         conv: Conversation,
@@ -326,6 +372,7 @@ class DeviceBridgeAgent(BaseActor):
         return SensorReadings(readings=answers, count=len(answers))
 
     @actor.skill
+    @checked_arguments
     async def write_setpoint(
         self, device: str, point: str, value: actor.JSON, conv: Conversation
     ) -> SensorReading:
@@ -403,6 +450,17 @@ BROADCASTS = [ThresholdAlert, ReadingsGap]
 # Launching
 
 
+def no_runtime(error: Exception) -> str:
+    """One line for a launch with neither PARAFLOW_HOST nor a Docker engine to start a
+    local Paraflow node in."""
+    detail = (getattr(error, "stderr", None) or str(error)).strip().splitlines()
+    reason = detail[0] if detail else type(error).__name__
+    return (
+        "no Paraflow runtime: set PARAFLOW_HOST to a Paraflow node, start a Docker engine "
+        f"for a local one, or run with --pipe ({reason})"
+    )
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument(
@@ -436,9 +494,13 @@ async def main(argv: list[str]) -> int:
         log.warning("SERVICE_URL is not set: every skill will fail until it is")
     actor.register_actor(agent, broadcast=BROADCASTS)
     connector.start(args.port)  # nothing in pipe mode
-    deployed = actor.deploy(args.project)  # None in pipe mode and with PARAFLOW_HOST
-    if deployed is not None:
-        await deployed  # launched the Paraflow containers of a local Paranet node
+    try:
+        deployed = actor.deploy(args.project)  # None in pipe mode and with PARAFLOW_HOST
+        if deployed is not None:
+            await deployed  # launched the Paraflow containers of a local Paranet node
+    except (DockerException, ClientNotFoundError, OSError) as error:
+        print(f"agent.py: {no_runtime(error)}", file=sys.stderr)
+        return 1
     await async_runner()  # serves until stdin closes (pipe) or the connector stops
     return 0
 
