@@ -16,6 +16,7 @@ from test_probe import cli
 from bridge.config import load_config
 from simulators.modbus import ModbusDeviceState, ModbusSimulator
 from simulators.modbus.rtu import ModbusRtuServer
+from simulators.modbus.tcp import ModbusTcpServer
 
 #: unit -> (holding values, unreadable ranges): three units among 1..32
 UNITS = {
@@ -132,3 +133,25 @@ async def test_scan_refuses_a_port_another_process_has_open(
     finally:
         holder.stdin.close()
         await holder.wait()
+
+
+async def test_over_tcp_a_gateways_10_and_11_mean_no_device_and_other_exceptions_one() -> None:
+    sim = ModbusSimulator({unit: ModbusDeviceState() for unit in (1, 4, 5, 6)})
+    sim.exception_for("holding", 0, 65535, 1, unit=4)  # no holding registers: still there
+    sim.exception_for("holding", 0, 65535, 10, unit=5)  # gateway: path unavailable
+    sim.exception_for("holding", 0, 65535, 11, unit=6)  # gateway: target did not answer
+    async with ModbusTcpServer(sim) as server:
+        status, out, err = await cli(
+            "scan", "modbus-tcp", "--host", "127.0.0.1", "--port", str(server.port),
+            "--units", "1-7", "--range", "0-9", "--timeout", "0.05", "--json",
+        )  # fmt: skip
+    assert status == 0, err
+    units = {u["unit"]: u for u in json.loads(out)["units"]}
+    assert sorted(units) == [1, 4]
+    assert units[4]["answer"] == "answered exception 1 (illegal function)"
+    assert units[4]["tables"]["holding"] == {
+        "ranges": [],
+        "note": "device refused: exception 1 (illegal function)",
+    }
+    assert units[4]["tables"]["input"]["ranges"] == [{"start": 0, "end": 9}]
+    assert f"on 127.0.0.1:{server.port}" in err
