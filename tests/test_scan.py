@@ -107,7 +107,7 @@ async def test_scan_prints_a_summary_for_people(
 
 
 async def test_scan_refuses_a_port_another_process_has_open(
-    bus: tuple[ModbusSimulator, ModbusRtuServer],
+    bus: tuple[ModbusSimulator, ModbusRtuServer], tmp_path: Path
 ) -> None:
     _, server = bus
     # another process holding the port, as a running bridge would
@@ -127,6 +127,14 @@ async def test_scan_refuses_a_port_another_process_has_open(
         assert f"{server.path} is open in pid {holder.pid} (" in err
         assert "set-up-time command" in err
         assert "--force" in err
+        device_file = tmp_path / "devices.yaml"
+        device_file.write_text(
+            "devices:\n  - {id: meter, driver: modbus-rtu, unit: 17, connection: "
+            f"{{port: {server.path}, baudrate: 19200}}, points: [{{id: x, address: '40001'}}]}}\n"
+        )
+        status, _, err = await cli("probe", "-c", str(device_file), "meter")
+        assert status == 1
+        assert f"is open in pid {holder.pid} (" in err
         status, out, _ = await cli(*SCAN, "--port", server.path, "--units", "17", "--force")
         assert status == 0
         assert out.startswith("1 unit(s) answer: 17")

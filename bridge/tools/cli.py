@@ -123,13 +123,18 @@ def _connection(args: argparse.Namespace, transport: str) -> dict[str, Any]:
         return {"host": args.host, "port": port}
     if not args.port:
         raise UsageError("modbus-rtu needs --port, the serial device (e.g. /dev/ttyUSB0)")
-    if not args.force and (holders := port_holders(args.port)):
-        raise NoAnswer(
-            f"{args.port} is open in {'; '.join(holders)}: another master on the bus would "
-            "garble both; stop it first (this is a set-up-time command), or give --force"
-        )
+    refuse_if_held(args.port, args.force)
     return {"port": args.port, "baudrate": args.baudrate, "parity": args.parity,
             "bytesize": args.bytesize, "stopbits": args.stopbits}  # fmt: skip
+
+
+def refuse_if_held(port: str, force: bool) -> None:
+    """NoAnswer if another process (a running bridge) has this serial port open."""
+    if not force and "://" not in port and (holders := port_holders(port)):
+        raise NoAnswer(
+            f"{port} is open in {'; '.join(holders)}: another master on the bus would "
+            "garble both; stop it first (this is a set-up-time command), or give --force"
+        )
 
 
 def parse_address(text: str, table: str | None) -> tuple[str, int]:
@@ -158,6 +163,9 @@ def run_probe(args: argparse.Namespace) -> int:
     """``device-bridge probe``."""
     if args.config:
         config = load_config(args.config)
+        port = getattr(getattr(config.device(args.target), "connection", None), "port", None)
+        if isinstance(port, str):
+            refuse_if_held(port, args.force)
         report = asyncio.run(probe_device(config, args.target))
         _emit(args, report, render_device(report))
         return 1 if any("error" in p for p in report["points"]) else 0
