@@ -4,7 +4,7 @@
 #     --device /dev/ttyUSB0 device-bridge
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY bridge bridge
 COPY drivers drivers
 COPY simulators simulators
