@@ -80,6 +80,7 @@ async def reload(bridge: Bridge, source: str) -> Reloaded:
     async with bridge.reload_lock:
         new = load_config(source)
         old = bridge.config
+        old_devices = {d.id: d for d in old.devices}
         result = differences(old, new)
         old_links = {link.key: link for link in old.links}
         new_links = {link.key: link for link in new.links}
@@ -102,10 +103,14 @@ async def reload(bridge: Bridge, source: str) -> Reloaded:
             if key not in kept:
                 bridge.start_poller(bridge.add_poller(link))
         for device_id in result.removed:
-            frame = wire.status(device_id, REMOVED, None, None, None)
-            bridge.hub.publish_status(device_id, frame)
-            if bridge.north is not None:
-                bridge.north.status(device_id, frame)
+            bridge.hub.publish_status(device_id, wire.status(device_id, REMOVED, None, None, None))
+        if bridge.north is not None:
+            # a redefined device is born again upstream, with its new points
+            gone = [*result.removed, *result.changed]
+            bridge.north.devices_changed(
+                [*result.changed, *result.added],
+                {d: [p.id for p in old_devices[d].points] for d in gone},
+            )
         for warning in new.warnings:
             log.warning("%s", warning)
         log.info(
