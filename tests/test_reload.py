@@ -20,6 +20,7 @@ from aiohttp import WSMsgType
 from conftest import eventually
 
 from bridge.config import load_config, parse_config
+from bridge.reload import reload
 from bridge.server import RunningServer, start_server
 from bridge.store import Store
 from simulators.modbus import ModbusDeviceState, ModbusSimulator
@@ -231,3 +232,32 @@ async def test_sighup_reloads_a_running_bridge(
         await process.wait()
         await logger
     assert process.returncode == 0
+
+
+async def test_a_reload_tells_north_which_devices_went(
+    broker: Any, two_endpoints: tuple[int, int], tmp_path: Path
+) -> None:
+    from mqtt_broker import Consumer
+
+    steady_port, other_port = two_endpoints
+    path = tmp_path / "devices.yaml"
+    mqtt = {"mqtt_url": broker.url, "mqtt_topic": "site/box", "mqtt_outbox": str(tmp_path / "o.db")}
+
+    def write(devices: list[dict[str, Any]]) -> None:
+        path.write_text(yaml.safe_dump({"server": {"port": 0, **mqtt}, "devices": devices}))
+
+    write([device("steady", steady_port, 1, COUNT), device("gone", other_port, 2, COUNT)])
+    consumer = Consumer(broker, "site/#")
+    server = await start_server(load_config(path))
+    try:
+        await eventually(lambda: consumer.on("site/box/gone/count"))
+        write([device("steady", steady_port, 1, COUNT)])
+        result = await reload(server.bridge, str(path))
+        assert result.removed == ["gone"]
+        # its retained latest value is cleared; the steady device goes on publishing
+        await eventually(lambda: consumer.on("site/box/gone/count")[-1] == b"")
+        before = len(consumer.on("site/box/steady/readings"))
+        await eventually(lambda: len(consumer.on("site/box/steady/readings")) > before)
+    finally:
+        await server.close()
+        consumer.close()
