@@ -26,7 +26,8 @@ from typing import Any
 
 from drivers.base import DeviceError, DeviceTimeout
 from drivers.modbus.config import BIT_TABLES, ModbusDevice, Table
-from drivers.modbus.link import EXCEPTION_NAMES, ILLEGAL_ADDRESS, ModbusLink, ModbusRefusal
+from drivers.modbus.link import ILLEGAL_ADDRESS, ModbusLink
+from drivers.modbus.pdu import EXCEPTION_NAMES, ModbusRefusal
 from drivers.modbus.planner import ReadBlock
 
 ILLEGAL_FUNCTION = 1
