@@ -12,9 +12,8 @@ import aiohttp
 import pytest
 from conftest import BOILER_POINTS, BridgeFactory, all_good, eventually, get_json, tcp_device
 
-from simulators.modbus import ModbusSimulator
-
 from bridge import __version__
+from simulators.modbus import ModbusSimulator
 
 PROBLEM = "application/problem+json"
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
