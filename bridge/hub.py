@@ -63,6 +63,8 @@ class Hub:
         self.queue_size = queue_size
         self.subscribers: set[Subscriber] = set()
         self.overflows = 0
+        #: subscribers whose close handshake did not finish in time: their connection was cut
+        self.stalls = 0
 
     def subscribe(self) -> Subscriber:
         """A new subscriber that receives every frame published from now on."""

@@ -14,6 +14,7 @@ from aiohttp import web
 from bridge import __version__
 from bridge.api.app import make_app
 from bridge.config import BridgeConfig, ConfigError
+from bridge.http_limits import CappedSite, client_error_logger
 from bridge.reload import reload
 from bridge.service import Bridge
 
@@ -67,10 +68,19 @@ async def start_server(config: BridgeConfig) -> RunningServer:
     bridge = Bridge(config)
     await bridge.start()
     runner = web.AppRunner(
-        make_app(bridge), handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE, access_log=None
+        make_app(bridge),
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_GRACE,
+        access_log=None,
+        # An idle connection, or one whose request headers have not all come, is closed
+        # after this: aiohttp has no separate header timeout.
+        keepalive_timeout=settings.request_timeout,
+        logger=client_error_logger(),
     )
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    site = CappedSite(
+        runner, settings.host, settings.port, max_connections=settings.max_connections
+    )
     try:
         await site.start()
     except OSError as exc:

@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     #: permessage-deflate on the stream: off, because subscribers are usually on the same
     #: host and deflating costs many times the encoding (docs/performance.md)
     stream_compress: bool = False
+    # Hostile clients (docs/reliability.md): names a request may give in Host, the most
+    # connections at once, seconds to receive a request's headers (and, apart, its body).
+    allowed_hosts: str = ""
+    max_connections: int = Field(default=512, ge=1, le=100_000)
+    request_timeout: float = Field(default=10.0, gt=0, le=3600, allow_inf_nan=False)
+    # HTTPS and WSS when both are set (bridge/tls.py)
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
     # North over MQTT (bridge/north): off unless mqtt_url is set.
     mqtt_url: str | None = None
     mqtt_username: str | None = None
@@ -56,6 +64,17 @@ class Settings(BaseSettings):
         if value and not value.startswith("/"):
             raise ValueError("root_path must start with '/', like '/resource'")
         return value
+
+    @model_validator(mode="after")
+    def _limits(self) -> Settings:
+        if self.max_connections <= self.max_subscribers:
+            raise ValueError(
+                f"max_connections ({self.max_connections}) must be more than max_subscribers "
+                f"({self.max_subscribers}): every stream client holds a connection"
+            )
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("give both tls_cert_file and tls_key_file, or neither")
+        return self
 
     @model_validator(mode="after")
     def _token_files(self) -> Settings:

@@ -19,6 +19,7 @@ from simulators.modbus import ModbusSimulator
 from simulators.modbus.reply_faults import ReplyFault
 from simulators.modbus.rtu import ModbusRtuServer
 from simulators.modbus.tcp import ModbusTcpServer
+from simulators.serial_line import LineInstrument
 
 WRITER = "agent:s3cret"
 AUTH = {"Authorization": "Bearer s3cret"}
@@ -222,3 +223,39 @@ async def test_a_flapping_endpoint_costs_only_its_own_device(
             )
         assert devices["steady"].poll_failures == failures
         assert devices["steady"].status == "online"
+
+
+def line_device(path: str, fmt: str) -> dict[str, Any]:
+    parse: dict[str, Any] = (
+        {"json": True} if fmt == "json" else {"csv": ["weight", "temperature", "stable"]}
+    )
+    return {
+        "id": "scale", "driver": "serial-line", "connection": {"port": path},
+        "command": "SI\r\n", "parse": parse, "interval": 0.05, "timeout": 0.2,
+        "backoff_max": 0.2, "max_line": 1024,
+        "points": [{"id": "weight"}, {"id": "stable", "type": "bool"}],
+    }  # fmt: skip
+
+
+# ------------------------------------------------------------------- line instruments
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+async def test_a_number_beyond_float_range_is_a_bad_reading_and_the_device_stays_online(
+    bridge_factory: BridgeFactory, fmt: str
+) -> None:
+    instrument = LineInstrument(format=fmt)  # type: ignore[arg-type]
+    async with instrument:
+        running, _ = await bridge_factory([line_device(instrument.path, fmt)])
+        device = running.bridge.devices["scale"]
+        await eventually(lambda: device.status == "online")
+        instrument.values["weight"] = 10**400
+        await eventually(lambda: running.bridge.store.latest("scale", "weight").quality == "bad")
+        reading = running.bridge.store.latest("scale", "weight")
+        assert "float" in (reading.error or "") or "finite" in (reading.error or "")
+        assert len(reading.error or "") < 200
+        assert device.status == "degraded"
+        assert running.bridge.store.latest("scale", "stable").quality == "good"
+        instrument.values["weight"] = 12.5
+        await eventually(lambda: running.bridge.store.latest("scale", "weight").value == 12.5)
+        assert device.status == "online"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from collections.abc import Iterable
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from bridge import wire
 from bridge.api import metrics, stream
 from bridge.api.auth import TOKEN, Tokens, auth_middleware, cors_middleware
+from bridge.api.hosts import HOST_POLICY, HostPolicy, host_middleware
 from bridge.api.openapi import Query, Route, document
 from bridge.api.problems import ProblemError, problem_response, problems_middleware
 from bridge.api.query import BRIDGE, bridge_of, filters, known_device, known_point, only_query
@@ -259,7 +261,13 @@ async def write_point(request: web.Request) -> web.Response:
     assert point is not None
     if not point.writable:
         raise ProblemError(403, f"point {device_id}/{point_id} is not writable")
-    body = await request.read()
+    try:
+        async with asyncio.timeout(bridge.settings.request_timeout):
+            body = await request.read()
+    except TimeoutError:
+        raise ProblemError(
+            408, f"the body did not arrive within {bridge.settings.request_timeout:g} s"
+        ) from None
     try:
         wanted = WriteIn.model_validate_json(body)
     except ValidationError as exc:
@@ -376,10 +384,12 @@ def make_app(bridge: Bridge) -> web.Application:
     # CORS outermost: an error (401, 404, ...) must reach the page that asked, to be read.
     # With no origins there is no CORS at all, and no layer for it on every request.
     cors = [cors_middleware(origins)] if origins else []
+    policy = HostPolicy(settings)
     api = web.Application(
         middlewares=[
             *cors,
             problems_middleware,
+            host_middleware(policy),
             refused_writes_middleware,
             auth_middleware(
                 Tokens(settings),
@@ -390,6 +400,7 @@ def make_app(bridge: Bridge) -> web.Application:
         client_max_size=MAX_BODY,
     )
     api[BRIDGE] = bridge
+    api[HOST_POLICY] = policy
     routes(api)
 
     async def close_streams(app: web.Application) -> None:

@@ -1,4 +1,4 @@
-"""Bearer tokens, CORS and the WebSocket Origin check.
+"""Bearer tokens and CORS (the Host and Origin checks are :mod:`bridge.api.hosts`).
 
 ``BRIDGE_READ_TOKEN`` and ``BRIDGE_WRITE_TOKEN`` (or their ``_FILE`` variants, for
 container secrets) each hold one token, or several named ones as ``name:secret`` pairs
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -69,7 +68,10 @@ class Tokens:
         scheme, _, given = authorization.partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
             return None
-        secret = given.strip().encode()
+        try:
+            secret = given.strip().encode()
+        except UnicodeEncodeError:  # bytes that are not UTF-8 (kept as surrogates): no token
+            return None
         found = None
         # Every token is compared, so the time taken does not tell which one was close.
         for token in (*self.readers, *self.writers):
@@ -135,19 +137,3 @@ def cors_middleware(origins: list[str]) -> Middleware:
         return response
 
     return cors
-
-
-def check_origin(request: web.Request, origins: list[str]) -> None:
-    """Refuse a WebSocket opened by a web page of another site (cross-site hijacking).
-
-    Clients that are not browsers send no Origin and pass; a page of the bridge's own
-    host, or of a configured CORS origin, passes.
-    """
-    origin = request.headers.get("Origin")
-    if origin is None or origin.rstrip("/") in origins:
-        return
-    if urlsplit(origin).netloc == request.host:
-        return
-    raise ProblemError(
-        403, f"a page from {origin} may not open this stream (set BRIDGE_CORS_ORIGINS)"
-    )

@@ -90,6 +90,12 @@ PROCESS_METRICS = (
         "Subscribers closed (1013) because they could not keep up.",
         lambda b: b.hub.overflows,
     ),
+    ProcessMetric(
+        "device_bridge_stream_stalls_total",
+        "counter",
+        "Subscribers that did not take their close frame in time: their connection was cut.",
+        lambda b: b.hub.stalls,
+    ),
 )
 
 

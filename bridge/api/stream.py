@@ -15,10 +15,10 @@ import json
 import socket
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from bridge import wire
-from bridge.api.auth import check_origin
+from bridge.api.hosts import HOST_POLICY, check_origin
 from bridge.api.problems import ProblemError
 from bridge.api.query import BRIDGE, filters
 from bridge.hub import Closing, Subscriber
@@ -29,6 +29,26 @@ if TYPE_CHECKING:
 MAX_CLIENT_MESSAGE = 64 * 1024
 #: bytes the kernel may hold for a stream client before its frames back up into its queue
 SEND_BUFFER = 64 * 1024
+#: seconds a close handshake may take before the connection is cut
+CLOSE_TIMEOUT = 1.0
+
+
+async def close_bounded(
+    request: web.Request, ws: web.WebSocketResponse, code: int, message: bytes = b""
+) -> bool:
+    """Close the WebSocket within CLOSE_TIMEOUT, else abort its connection; True if cut.
+
+    A client whose TCP window is full never takes the close frame, and a plain close of
+    the transport waits for its buffer to drain, for ever: so the transport is aborted.
+    """
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await ws.close(code=code, message=message)
+        return False
+    except TimeoutError:
+        if request.transport is not None:
+            request.transport.abort()
+        return True
 
 
 async def send_text(ws: web.WebSocketResponse, payload: bytes) -> None:
@@ -76,13 +96,16 @@ async def handler(request: web.Request) -> web.StreamResponse:
     since = _since(request)
     boot = request.query.get("boot")
     ws = web.WebSocketResponse(
-        heartbeat=30.0, max_msg_size=MAX_CLIENT_MESSAGE, compress=bridge.settings.stream_compress
+        heartbeat=30.0,
+        max_msg_size=MAX_CLIENT_MESSAGE,
+        compress=bridge.settings.stream_compress,
+        timeout=CLOSE_TIMEOUT,
     )
     if not ws.can_prepare(request).ok:
         raise ProblemError(
             400, "this route is a WebSocket: connect with an Upgrade: websocket request"
         )
-    check_origin(request, bridge.settings.cors_origin_list)
+    check_origin(request, request.app[HOST_POLICY])
     if len(bridge.hub.subscribers) >= bridge.settings.max_subscribers:
         raise ProblemError(
             503,
@@ -102,15 +125,20 @@ async def handler(request: web.Request) -> web.StreamResponse:
         # No await between subscribing and taking the first frames: nothing falls between.
         for frame in _first_frames(bridge, subscriber, since, boot):
             await send_text(ws, frame)
-        await _serve(bridge, ws, subscriber)
+        await _serve(bridge, request, ws, subscriber)
     finally:
         bridge.hub.unsubscribe(subscriber)
         if not ws.closed:
-            await ws.close()
+            await _close(bridge, request, ws, (WSCloseCode.OK, b""))
+        transport = request.transport
+        if transport is not None and transport.is_closing() and transport.get_write_buffer_size():
+            transport.abort()  # closed by aiohttp (a missed pong) with bytes it cannot send
     return ws
 
 
-async def _serve(bridge: Bridge, ws: web.WebSocketResponse, subscriber: Subscriber) -> None:
+async def _serve(
+    bridge: Bridge, request: web.Request, ws: web.WebSocketResponse, subscriber: Subscriber
+) -> None:
     """Send queued frames from one task and read the client's messages in this one.
 
     Closing (the hub asks it: too slow, or the bridge stopping) gets a task of its own
@@ -119,7 +147,8 @@ async def _serve(bridge: Bridge, ws: web.WebSocketResponse, subscriber: Subscrib
     closers: list[asyncio.Task[None]] = []
 
     def close(closing: Closing) -> None:
-        closers.append(asyncio.get_running_loop().create_task(_close(ws, closing)))
+        bridge.hub.unsubscribe(subscriber)  # its slot is free now, not once it has closed
+        closers.append(asyncio.get_running_loop().create_task(_close(bridge, request, ws, closing)))
 
     sender = asyncio.create_task(_send_queued(ws, subscriber))
     subscriber.on_close = close
@@ -149,9 +178,12 @@ async def _send_queued(ws: web.WebSocketResponse, subscriber: Subscriber) -> Non
         await send_text(ws, frame)
 
 
-async def _close(ws: web.WebSocketResponse, closing: Closing) -> None:
+async def _close(
+    bridge: Bridge, request: web.Request, ws: web.WebSocketResponse, closing: Closing
+) -> None:
     code, reason = closing
-    await ws.close(code=code, message=reason)
+    if await close_bounded(request, ws, code, reason):
+        bridge.hub.stalls += 1
 
 
 def _client_message(bridge: Bridge, subscriber: Subscriber, data: str) -> bytes | None:

@@ -123,14 +123,14 @@ def _boolean(name: str, raw: str | float | int | bool) -> bool | PointFailure:
     if isinstance(raw, int | float):
         if raw in (0, 1):
             return raw == 1
-        return PointFailure(f"field {name!r}: {raw!r} is not a boolean (0 or 1)")
+        return PointFailure(f"field {name!r}: {_short(raw)} is not a boolean (0 or 1)")
     word = raw.strip().lower()
     if word in _TRUE:
         return True
     if word in _FALSE:
         return False
     return PointFailure(
-        f"field {name!r}: {raw!r} is not a boolean (true/false, 1/0, on/off, yes/no)"
+        f"field {name!r}: {_short(raw)} is not a boolean (true/false, 1/0, on/off, yes/no)"
     )
 
 
@@ -139,13 +139,16 @@ def _float(name: str, raw: str | float | int | bool) -> tuple[float, str] | Poin
     if isinstance(raw, bool):
         return PointFailure(f"field {name!r}: {json.dumps(raw)} is not a number")
     if isinstance(raw, int | float):
-        number, text = float(raw), repr(raw)
+        try:
+            number, text = float(raw), repr(raw)
+        except OverflowError:  # a JSON integer beyond any float (10**400)
+            return PointFailure(f"field {name!r}: {_short(raw)} is beyond the float range")
     else:
         text = raw.strip()
         try:
             number = float(text)
         except ValueError:
-            return PointFailure(f"field {name!r}: {raw!r} is not a number")
+            return PointFailure(f"field {name!r}: {_short(raw)} is not a number")
     if not math.isfinite(number):
         return NOT_FINITE
     return number, text
@@ -154,7 +157,7 @@ def _float(name: str, raw: str | float | int | bool) -> tuple[float, str] | Poin
 def _integer(name: str, raw: str | float | int | bool) -> tuple[int, str] | PointFailure:
     number = _whole(name, raw)
     if isinstance(number, int) and not _INT_MIN <= number < _INT_END:
-        return PointFailure(f"field {name!r}: {raw!r} is beyond the 64-bit integer range")
+        return PointFailure(f"field {name!r}: {_short(raw)} is beyond the 64-bit integer range")
     return number if isinstance(number, PointFailure) else (number, "0")
 
 
@@ -167,16 +170,25 @@ def _whole(name: str, raw: str | float | int | bool) -> int | PointFailure:
         if not math.isfinite(raw):
             return NOT_FINITE
         if not raw.is_integer():
-            return PointFailure(f"field {name!r}: {raw!r} is not an integer")
+            return PointFailure(f"field {name!r}: {_short(raw)} is not an integer")
         return int(raw)
     try:
         number = Decimal(raw.strip())
     except InvalidOperation:
-        return PointFailure(f"field {name!r}: {raw!r} is not an integer")
+        return PointFailure(f"field {name!r}: {_short(raw)} is not an integer")
     if not number.is_finite():
         return NOT_FINITE
     if number != number.to_integral_value():
-        return PointFailure(f"field {name!r}: {raw!r} is not an integer")
+        return PointFailure(f"field {name!r}: {_short(raw)} is not an integer")
     if not _INT_MIN <= number < _INT_END:
-        return PointFailure(f"field {name!r}: {raw!r} is beyond the 64-bit integer range")
+        return PointFailure(f"field {name!r}: {_short(raw)} is beyond the 64-bit integer range")
     return int(number)
+
+
+def _short(raw: object, most: int = 40) -> str:
+    """``repr(raw)``, cut to ``most`` characters: a device's line may be long."""
+    if isinstance(raw, int) and abs(raw) >= 10**most:
+        # not repr(): beyond 4300 digits it raises, and it takes quadratic time
+        return f"an integer of {int(raw.bit_length() * 0.30103) + 1} digits"
+    text = repr(raw)
+    return text if len(text) <= most else text[: most - 1] + "…"
