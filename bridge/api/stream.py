@@ -130,9 +130,6 @@ async def handler(request: web.Request) -> web.StreamResponse:
         bridge.hub.unsubscribe(subscriber)
         if not ws.closed:
             await _close(bridge, request, ws, (WSCloseCode.OK, b""))
-        transport = request.transport
-        if transport is not None and transport.is_closing() and transport.get_write_buffer_size():
-            transport.abort()  # closed by aiohttp (a missed pong) with bytes it cannot send
     return ws
 
 
