@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -18,6 +17,7 @@ from pydantic import ValidationError
 from bridge.file_checks import blame_environment, duplicate_ids
 from bridge.registry import available_drivers
 from bridge.settings import Settings
+from bridge.yaml_load import YamlProblem, compose, load_yaml, read_text, shorten
 from drivers.base import DeviceConfig, Driver
 
 
@@ -100,8 +100,8 @@ class _LineFinder:
 
     def __init__(self, text: str) -> None:
         try:
-            self.root: yaml.Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError:
+            self.root: yaml.Node | None = compose(text)
+        except YamlProblem:
             self.root = None
 
     def line(self, location: str) -> int | None:
@@ -256,24 +256,26 @@ def _with_lines(problems: Problems, text: str | None, kind: str = "") -> list[st
     lines = []
     for location, message in problems:
         line = finder.line(location) if finder else None
-        lines.append(f"{location}{f' (line {line})' if line else ''}: {kind}{message}")
+        # a message may quote a value of the file: however long that was, it is cut
+        where, what = shorten(location, 200), shorten(message, 300)
+        lines.append(f"{where}{f' (line {line})' if line else ''}: {kind}{what}")
     return lines
 
 
 def load_config(path: str | os.PathLike[str]) -> BridgeConfig:
-    """Read and validate a device file; raise ConfigError naming the file for any problem."""
+    """Read and validate a device file; raise ConfigError naming the file for any problem.
+
+    However hostile the file, this ends in a ConfigError or a config, quickly and in
+    bounded memory (see :mod:`bridge.yaml_load`).
+    """
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_text(path)
+        data = load_yaml(text)
     except FileNotFoundError:
         raise ConfigError(source, ["no such file"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(source, [f"cannot be read: {exc}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [f"{where}not valid YAML: {problem}"]) from None
+    except YamlProblem as exc:
+        raise ConfigError(source, [str(exc)]) from None
     return replace(parse_config(data, source, text), source=source)

@@ -42,6 +42,22 @@ WRITE_SAMPLE: dict[str, float | int | bool | str] = {
 _ASCII_SAMPLE = "AZaz09 ,.:;-+\r\n\t"
 
 
+#: the widest a write template's field may be: a command is one short line
+MAX_FIELD_WIDTH = 64
+
+
+def _check_format_spec(spec: str) -> None:
+    """A width or precision of at most MAX_FIELD_WIDTH, and no nested field: a template
+    of ``{value:999999999}`` would build a gigabyte line at every write."""
+    if "{" in spec:
+        raise ValueError("may not nest a field in a format ({value:{value}})")
+    for digits in re.findall(r"\d+", spec):
+        if len(digits) > 3 or int(digits) > MAX_FIELD_WIDTH:
+            raise ValueError(
+                f"format {spec[:20]!r}: widths and precisions are at most {MAX_FIELD_WIDTH}"
+            )
+
+
 def _problems(title: str, found: list[tuple[tuple[str | int, ...], str, Any]]) -> None:
     """Raise every (place, message, input) found, each at its own place in the entry."""
     if found:
@@ -167,9 +183,12 @@ class SerialLinePoint(NumericPoint):
             return None
         _no_escaped_control(text)
         try:
-            fields = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+            parsed = [(name, spec) for _, name, spec, _ in string.Formatter().parse(text)]
         except ValueError as exc:
             raise ValueError(f"is not a valid template: {exc}") from None
+        fields = [name for name, _ in parsed if name is not None]
+        for _, spec in parsed:
+            _check_format_spec(spec or "")
         if not fields:
             raise ValueError(
                 'has no {value}: write where the value goes, e.g. "SP {value:.1f}\\r\\n" '
