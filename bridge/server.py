@@ -17,6 +17,8 @@ from bridge.config import BridgeConfig, ConfigError
 from bridge.http_limits import CappedSite, client_error_logger
 from bridge.reload import reload
 from bridge.service import Bridge
+from bridge.settings import Settings
+from bridge.tls import server_context
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +61,9 @@ class RunningServer:
 async def start_server(config: BridgeConfig) -> RunningServer:
     """Start polling and serving; returns once the port is bound."""
     settings = config.settings
-    if not is_loopback(settings.host) and not settings.read_token:
-        log.warning(
-            "listening on %s without BRIDGE_READ_TOKEN: anyone who can reach this address "
-            "can read every device. Set a read token, or listen on 127.0.0.1.",
-            settings.host,
-        )
+    for warning in exposure_warnings(settings):
+        log.warning(warning)
+    context = server_context(settings)
     bridge = Bridge(config)
     await bridge.start()
     runner = web.AppRunner(
@@ -79,7 +78,11 @@ async def start_server(config: BridgeConfig) -> RunningServer:
     )
     await runner.setup()
     site = CappedSite(
-        runner, settings.host, settings.port, max_connections=settings.max_connections
+        runner,
+        settings.host,
+        settings.port,
+        max_connections=settings.max_connections,
+        ssl_context=context,
     )
     try:
         await site.start()
@@ -89,7 +92,26 @@ async def start_server(config: BridgeConfig) -> RunningServer:
         raise OSError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from exc
     port = runner.addresses[0][1]
     host = settings.host if ":" not in settings.host else f"[{settings.host}]"
-    return RunningServer(bridge, runner, f"http://{host}:{port}{settings.root_path}")
+    scheme = "https" if context is not None else "http"
+    return RunningServer(bridge, runner, f"{scheme}://{host}:{port}{settings.root_path}")
+
+
+def exposure_warnings(settings: Settings) -> list[str]:
+    """What an operator must hear about a listener others can reach."""
+    if is_loopback(settings.host):
+        return []
+    warnings = []
+    if not settings.read_token:
+        warnings.append(
+            f"listening on {settings.host} without BRIDGE_READ_TOKEN: anyone who can reach "
+            "this address can read every device. Set a read token, or listen on 127.0.0.1."
+        )
+    if (settings.read_token or settings.write_token) and settings.tls_cert_file is None:
+        warnings.append(
+            f"listening on {settings.host} with tokens but without TLS: tokens and readings "
+            "cross the network in the clear. Set BRIDGE_TLS_CERT_FILE and BRIDGE_TLS_KEY_FILE."
+        )
+    return warnings
 
 
 def stop_on_signals(stop: asyncio.Event) -> Callable[[], None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -19,7 +20,9 @@ Params = list[tuple[str, str]]
 class Endpoint:
     """One bridge: ``base_url`` (``$SERVICE_URL`` unless given, with or without a path) and
     ``token`` (``$BRIDGE_TOKEN`` unless given). A ``session`` given is used and left open;
-    otherwise one is made on first use and closed in :meth:`close`."""
+    otherwise one is made on first use and closed in :meth:`close`; it checks an https
+    bridge's certificate against ``ca_file`` (``$BRIDGE_CA_FILE`` unless given) when there
+    is one, else against the system's CAs."""
 
     def __init__(
         self,
@@ -27,6 +30,7 @@ class Endpoint:
         token: str | None,
         timeout: float,
         session: aiohttp.ClientSession | None,
+        ca_file: str | None = None,
     ) -> None:
         base = base_url if base_url is not None else os.environ.get("SERVICE_URL")
         if not base:
@@ -48,6 +52,8 @@ class Endpoint:
         self.closed = False
         self._session = session
         self._own_session = session is None
+        #: the CA certificates an https bridge's certificate is checked against (PEM)
+        self.ca_file = ca_file if ca_file is not None else os.environ.get("BRIDGE_CA_FILE") or None
 
     def url(self, path: str) -> str:
         """The absolute URL of an API path (``api/v1/devices``) under the base URL."""
@@ -58,8 +64,13 @@ class Endpoint:
         if self.closed:
             raise BridgeError("this BridgeClient is closed")
         if self._session is None:
+            connector = None
+            if self.ca_file is not None:
+                trusted = ssl.create_default_context(cafile=self.ca_file)
+                connector = aiohttp.TCPConnector(ssl=trusted)
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout)
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout),
             )
         return self._session
 

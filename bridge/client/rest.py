@@ -21,7 +21,8 @@ class BridgeClient(AsyncClosing):
     ``$BRIDGE_TOKEN``. ``timeout`` bounds each REST request and each stream connection
     attempt, in seconds. A ``session`` given is used and left open; otherwise the client
     makes its own and closes it in :meth:`close`. ``reconnect_delay`` and
-    ``reconnect_max`` bound the stream's reconnection backoff.
+    ``reconnect_max`` bound the stream's reconnection backoff. ``ca_file`` (default
+    ``$BRIDGE_CA_FILE``) holds the CA certificates to check an ``https`` bridge against.
     """
 
     def __init__(
@@ -33,8 +34,9 @@ class BridgeClient(AsyncClosing):
         session: aiohttp.ClientSession | None = None,
         reconnect_delay: float = 0.1,
         reconnect_max: float = 10.0,
+        ca_file: str | None = None,
     ) -> None:
-        self._endpoint = Endpoint(base_url, token, timeout, session)
+        self._endpoint = Endpoint(base_url, token, timeout, session, ca_file)
         self.reconnect_delay = reconnect_delay
         self.reconnect_max = reconnect_max
 
