@@ -12,7 +12,7 @@ from conftest import BridgeFactory, eventually, tcp_device
 
 from bridge.client import BridgeClient, BridgeUnavailable
 from bridge.config import ConfigError, parse_config
-from bridge.server import exposure_warnings, start_server
+from bridge.server import RunningServer, exposure_warnings, start_server
 from simulators.modbus import ModbusSimulator
 
 OPENSSL = shutil.which("openssl")
@@ -40,15 +40,22 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return where
 
 
-async def test_readings_and_the_stream_over_tls_checked_against_the_ca(
+async def tls_bridge(
     simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory, certificates: Path
-) -> None:
+) -> RunningServer:
     _, port = simulator
     running, _ = await bridge_factory(
         [tcp_device("boiler", port)],
         tls_cert_file=str(certificates / "server.pem"),
         tls_key_file=str(certificates / "server.key"),
     )
+    return running
+
+
+async def test_readings_and_the_stream_over_tls_checked_against_the_ca(
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory, certificates: Path
+) -> None:
+    running = await tls_bridge(simulator, bridge_factory, certificates)
     assert running.url.startswith("https://127.0.0.1:")
     async with BridgeClient(running.url, ca_file=str(certificates / "ca.pem")) as bridge:
         await eventually(lambda: running.bridge.devices["boiler"].status == "online")
@@ -68,12 +75,7 @@ async def test_the_ca_file_may_come_from_the_environment(
     certificates: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _, port = simulator
-    running, _ = await bridge_factory(
-        [tcp_device("boiler", port)],
-        tls_cert_file=str(certificates / "server.pem"),
-        tls_key_file=str(certificates / "server.key"),
-    )
+    running = await tls_bridge(simulator, bridge_factory, certificates)
     monkeypatch.setenv("BRIDGE_CA_FILE", str(certificates / "ca.pem"))
     async with BridgeClient(running.url) as bridge:
         assert [d.id for d in await bridge.devices()] == ["boiler"]
