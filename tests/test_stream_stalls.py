@@ -54,6 +54,7 @@ async def test_a_client_that_stops_reading_is_let_go_and_its_slot_freed_at_once(
     sim.attach(1, "holding", 100, "float32", Sine(amplitude=50.0, period=0.3, offset=50.0))
     points: list[dict[str, Any]] = [
         {"id": f"flow_{i:03d}", "table": "holding", "address": 100, "type": "float32"}
+        | ({"view_of": "flow_000"} if i else {})
         for i in range(240)
     ]
     running, session = await bridge_factory(
