@@ -13,10 +13,11 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol, TypeVar
 
 from bridge.backoff import backoff
+from bridge.readings import iso_time
 from bridge.states import Status
 from drivers.base import (
     DeviceConfig,
@@ -37,6 +38,15 @@ T = TypeVar("T")
 #: a connection that went half-open answers nothing until it is replaced.
 REOPEN_AFTER_TIMEOUTS = 3
 
+#: answered polls whose latency the recent p99 is taken over
+RECENT_LATENCIES = 200
+
+
+def p99(values: Iterable[float]) -> float:
+    """The 99th percentile (nearest rank) of some values; at least one is needed."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
+
 
 class DeviceRuntime:
     """A device's live state as the poller sees it, and its poll statistics."""
@@ -56,6 +66,7 @@ class DeviceRuntime:
         self.last_latency: float | None = None
         self.latency_sum = 0.0
         self.answered = 0
+        self.recent_latencies: deque[float] = deque(maxlen=RECENT_LATENCIES)
         self.next_due = 0.0
 
     def stats(self) -> dict[str, Any]:
@@ -68,6 +79,8 @@ class DeviceRuntime:
             "missed_cycles": self.missed_cycles,
             "last_latency_ms": None if self.last_latency is None else self.last_latency * 1000,
             "mean_latency_ms": self.latency_sum * 1000 / self.answered if self.answered else None,
+            "last_error_at": iso_time(self.last_error_at) if self.last_error_at else None,
+            "p99_latency_ms": p99(self.recent_latencies) * 1000 if self.recent_latencies else None,
         }
 
 
@@ -160,6 +173,7 @@ class LinkPoller:
         latency = time.monotonic() - started
         device.last_latency = latency
         device.latency_sum += latency
+        device.recent_latencies.append(latency)
         device.answered += 1
         self._timeouts_in_a_row = 0
         self._link_failures = 0

@@ -43,6 +43,9 @@ class RunningServer:
         self.bridge = bridge
         self.runner = runner
         self.url = url
+        self.debug_runner: web.AppRunner | None = None
+        self.debug_url: str | None = None
+        """The page's own listener (``BRIDGE_DEBUG_PORT``), when there is one."""
         self.closed = False
 
     async def close(self) -> None:
@@ -54,6 +57,8 @@ class RunningServer:
             return
         self.closed = True
         self.bridge.begin_stop()
+        if self.debug_runner is not None:
+            await self.debug_runner.cleanup()
         await self.runner.cleanup()
         await self.bridge.stop()
 
@@ -63,11 +68,33 @@ async def start_server(config: BridgeConfig) -> RunningServer:
     settings = config.settings
     for warning in exposure_warnings(settings):
         log.warning(warning)
-    context = server_context(settings)
     bridge = Bridge(config)
     await bridge.start()
+    try:
+        runner, url = await _listen(make_app(bridge), settings, settings.host, settings.port)
+    except OSError:
+        await bridge.stop()
+        raise
+    server = RunningServer(bridge, runner, url + settings.root_path)
+    if settings.debug_port is not None:
+        try:
+            server.debug_runner, debug_url = await _listen(
+                make_app(bridge, ui=True), settings, settings.debug_host, settings.debug_port
+            )
+        except OSError:
+            await server.close()
+            raise
+        server.debug_url = debug_url + settings.root_path
+    return server
+
+
+async def _listen(
+    app: web.Application, settings: Settings, host: str, port: int
+) -> tuple[web.AppRunner, str]:
+    """Serve ``app`` on ``host:port`` with the request limits and TLS; its runner and URL."""
+    context = server_context(settings)
     runner = web.AppRunner(
-        make_app(bridge),
+        app,
         handle_signals=False,
         shutdown_timeout=SHUTDOWN_GRACE,
         access_log=None,
@@ -78,39 +105,36 @@ async def start_server(config: BridgeConfig) -> RunningServer:
     )
     await runner.setup()
     site = CappedSite(
-        runner,
-        settings.host,
-        settings.port,
-        max_connections=settings.max_connections,
-        ssl_context=context,
+        runner, host, port, max_connections=settings.max_connections, ssl_context=context
     )
     try:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        await bridge.stop()
-        raise OSError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from exc
-    port = runner.addresses[0][1]
-    host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    bound = runner.addresses[0][1]
+    shown = host if ":" not in host else f"[{host}]"
     scheme = "https" if context is not None else "http"
-    return RunningServer(bridge, runner, f"{scheme}://{host}:{port}{settings.root_path}")
+    return runner, f"{scheme}://{shown}:{bound}"
 
 
 def exposure_warnings(settings: Settings) -> list[str]:
     """What an operator must hear about a listener others can reach."""
-    if is_loopback(settings.host):
-        return []
+    hosts = [settings.host] + ([settings.debug_host] if settings.debug_port is not None else [])
     warnings = []
-    if not settings.read_token:
-        warnings.append(
-            f"listening on {settings.host} without BRIDGE_READ_TOKEN: anyone who can reach "
-            "this address can read every device. Set a read token, or listen on 127.0.0.1."
-        )
-    if (settings.read_token or settings.write_token) and settings.tls_cert_file is None:
-        warnings.append(
-            f"listening on {settings.host} with tokens but without TLS: tokens and readings "
-            "cross the network in the clear. Set BRIDGE_TLS_CERT_FILE and BRIDGE_TLS_KEY_FILE."
-        )
+    for host in dict.fromkeys(hosts):
+        if is_loopback(host):
+            continue
+        if not settings.read_token:
+            warnings.append(
+                f"listening on {host} without BRIDGE_READ_TOKEN: anyone who can reach "
+                "this address can read every device. Set a read token, or listen on 127.0.0.1."
+            )
+        if (settings.read_token or settings.write_token) and settings.tls_cert_file is None:
+            warnings.append(
+                f"listening on {host} with tokens but without TLS: tokens and readings "
+                "cross the network in the clear. Set BRIDGE_TLS_CERT_FILE and BRIDGE_TLS_KEY_FILE."
+            )
     return warnings
 
 
@@ -168,6 +192,10 @@ async def serve_until_stopped(config: BridgeConfig, extra: Sequence[str] = ()) -
         print(f"  readings: {server.url}/api/v1/readings", flush=True)
         print(f"  devices:  {server.url}/api/v1/devices", flush=True)
         print(f"  stream:   {ws_url}/api/v1/stream", flush=True)
+        if config.settings.ui:
+            print(f"  page:     {server.url}/", flush=True)
+        if server.debug_url is not None:
+            print(f"  debug:    {server.debug_url}/ (the page and traffic)", flush=True)
         for line in extra:
             print(line, flush=True)
         await stop.wait()

@@ -15,6 +15,7 @@ from bridge.poller import DeviceRuntime, LinkPoller
 from bridge.readings import PublishedReading
 from bridge.states import Status
 from bridge.store import Store
+from bridge.traffic import Traffic
 from drivers.base import (
     BadValue,
     DeviceError,
@@ -95,6 +96,7 @@ class Bridge:
         self.reload_lock = asyncio.Lock()
         for link in config.links:
             self.add_poller(link)
+        self.traffic = Traffic((poller.key, poller.link) for poller in self.pollers)
         self.north: North | None = None
         mqtt = mqtt_settings(config.settings)
         if mqtt is not None:

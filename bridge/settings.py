@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     mqtt_replay_rate: float = Field(default=500.0, gt=0)
     mqtt_max_inflight: int = Field(default=100, ge=1, le=65535)
     mqtt_writes: bool = False
+    ui: bool = True
+    debug_host: str = "127.0.0.1"
+    debug_port: int | None = Field(default=None, ge=0, le=65535)
 
     @field_validator("root_path")
     @classmethod

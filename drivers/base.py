@@ -18,7 +18,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -106,12 +106,49 @@ def check_number(point_id: str, value: Value, low: float | None, high: float | N
 EntryPlace = tuple[int | str, ...]
 """A place inside one device entry, e.g. ``("points", 3, "address")``."""
 
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request on a link and what came back, as a traffic viewer shows it.
+
+    ``request`` names what was asked for people (``read holding 0..8``, ``query 'SI'``);
+    ``sent`` and ``received`` are the bytes on the wire (``received`` everything that
+    arrived for it, noise included); ``started`` is Unix time, ``duration`` seconds;
+    ``error`` is why it failed (a timeout, a bad CRC, an exception code, garbage), or None.
+    """
+
+    device: str
+    request: str
+    sent: bytes
+    received: bytes
+    started: float
+    duration: float
+    error: str | None = None
+
+
+class Tap(Protocol):
+    """Where a link reports its exchanges while someone watches its traffic.
+
+    A link's ``tap`` is None unless a viewer is attached; a link checks that once per
+    exchange and copies or formats nothing otherwise. ``record`` is a plain call: it
+    must not block or raise.
+    """
+
+    def record(self, exchange: Exchange) -> None: ...
+
+
 DeviceT = TypeVar("DeviceT", bound=DeviceConfig)
 """The device model of one driver family."""
 
 
 class Link(ABC, Generic[DeviceT]):
-    """One open connection shared by the devices on it; used by one task, one call at a time."""
+    """One open connection shared by the devices on it; used by one task, one call at a time.
+
+    ``tap``, set by the bridge while someone watches this link's traffic, gets every
+    request and its answer (see :class:`Tap`); links that can, report to it.
+    """
+
+    tap: Tap | None = None
 
     @abstractmethod
     async def open(self) -> None:

@@ -39,9 +39,10 @@ SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 #: cannot say more:
 #: - a PUT's body is any JSON scalar, and only the point decides what it takes (a bool for
 #:   a coil, a number within min and max for the setpoint): 422 otherwise;
-#: - the stream is a WebSocket: a plain GET of it, which is all an HTTP fuzzer sends, is
-#:   answered 400 (as documented; the upgrade is tested in test_stream.py), so its warnings
-#:   that most requests are refused say nothing. Any other warning fails the run.
+#: - the stream and the traffic view are WebSockets: a plain GET of them, which is all an
+#:   HTTP fuzzer sends, is answered 400 (as documented; the upgrade is tested in
+#:   test_stream.py and test_ui.py), so their warnings that most requests are refused say
+#:   nothing. Any other warning fails the run.
 #: Device and point ids come from the device file most of the time, so that the fuzzer
 #: reaches the devices instead of 404s.
 SCHEMATHESIS_CONFIG = """
@@ -53,6 +54,11 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 
 [[operations]]
 include-path = "/api/v1/stream"
+checks.positive_data_acceptance.expected-statuses = ["400", "401", "403", "404"]
+warnings = false
+
+[[operations]]
+include-path = "/api/v1/traffic"
 checks.positive_data_acceptance.expected-statuses = ["400", "401", "403", "404"]
 warnings = false
 

@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -155,6 +156,8 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> N
         assert line in declared
     assert "simulators/profiles/rtu_demo.yaml" in names
     assert f"device_bridge-{version}.dist-info/licenses/LICENSE" in names  # MIT, as declared
+    page = {f"bridge/ui/static/{name}" for name in ("index.html", "app.js", "style.css")}
+    assert page <= names  # the page's own files
 
     # installed, not editable, with its dependencies; from tmp_path the checkout is not
     # importable
@@ -184,6 +187,8 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path) -> N
         latest = poll(lambda: readings_when_good(base, DEMO_POINTS), 15, "every demo point good")
         assert set(latest) == DEMO_POINTS
         assert get(f"{base}/healthz") == (200, {"status": "ok"})
+        with urllib.request.urlopen(f"{base}/ui/app.js", timeout=5) as served:  # from the wheel
+            assert served.status == 200
         status = demo.stop(signal.SIGINT)
     assert_clean_exit(status, demo)
 

@@ -14,7 +14,7 @@ from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ValidationError
 
 from bridge import wire
-from bridge.api import metrics, stream
+from bridge.api import debug, metrics, stream
 from bridge.api.auth import TOKEN, Tokens, auth_middleware, cors_middleware
 from bridge.api.hosts import HOST_POLICY, HostPolicy, host_middleware
 from bridge.api.openapi import Query, Route, document
@@ -40,6 +40,7 @@ from bridge.api.schemas import (
 from bridge.logs import fields
 from bridge.readings import PublishedReading, iso_time
 from bridge.service import Bridge, audit, write_failure
+from bridge.ui import page_handlers
 from drivers.base import BadValue, DeviceTimeout, DriverError, LinkError
 
 AUDITED: web.RequestKey[bool] = web.RequestKey("audited", bool)
@@ -365,6 +366,8 @@ ROUTES: list[Route] = [
            Query("boot", "the boot id the since belongs to")),
           description="Without an Upgrade: websocket header the answer is 400.",
           operation_id="stream"),
+    debug.LINKS_ROUTE,
+    debug.TRAFFIC_ROUTE,
 ]  # fmt: skip
 
 
@@ -372,45 +375,67 @@ ROUTES: list[Route] = [
 OPEN_HANDLERS = frozenset(route.handler for route in ROUTES if route.open)
 
 
-def routes(app: web.Application) -> None:
+def routes(app: web.Application, ui: bool) -> frozenset[Handler]:
+    """Register the routes (the page's too, with ``ui``); the handlers needing no token."""
+    open_handlers: set[Handler] = set(OPEN_HANDLERS)
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)
+        if route is not debug.TRAFFIC_ROUTE or ui:
+            app.router.add_route(route.method, route.path, route.handler)
+    if ui:
+        page, asset = page_handlers()
+        app.router.add_get("/", page)
+        app.router.add_get("/ui/{name}", asset)
+        open_handlers |= {page, asset}
+    return frozenset(open_handlers)
 
 
-def make_app(bridge: Bridge) -> web.Application:
-    """The application, with every route under ``BRIDGE_ROOT_PATH``."""
+def make_app(bridge: Bridge, ui: bool | None = None) -> web.Application:
+    """The application, with every route under ``BRIDGE_ROOT_PATH``.
+
+    ``ui``: whether it serves the page and the traffic view (default: ``BRIDGE_UI``).
+    """
     settings = bridge.settings
+    ui = settings.ui if ui is None else ui
     origins = settings.cors_origin_list
     # CORS outermost: an error (401, 404, ...) must reach the page that asked, to be read.
     # With no origins there is no CORS at all, and no layer for it on every request.
     cors = [cors_middleware(origins)] if origins else []
     policy = HostPolicy(settings)
-    api = web.Application(
-        middlewares=[
+    api = web.Application(client_max_size=MAX_BODY)
+    open_handlers = routes(api, ui)
+    api.middlewares.extend(
+        [
             *cors,
             problems_middleware,
             host_middleware(policy),
             refused_writes_middleware,
             auth_middleware(
                 Tokens(settings),
-                OPEN_HANDLERS,
+                open_handlers,
                 frozenset(r.handler for r in ROUTES if r.write and r.method != "PUT"),
             ),
-        ],
-        client_max_size=MAX_BODY,
+        ]
     )
     api[BRIDGE] = bridge
     api[HOST_POLICY] = policy
-    routes(api)
 
     async def close_streams(app: web.Application) -> None:
         # Stream handlers run until their client leaves: without this, shutting down
         # would wait out the whole grace period for them.
         bridge.hub.close_all()
+        bridge.traffic.close_all()
 
     api.on_shutdown.append(close_streams)
     if not settings.root_path:
         return api
     outer = web.Application(middlewares=[*cors, problems_middleware], client_max_size=MAX_BODY)
+    if ui:
+        # the page's relative links need the trailing slash (before the sub-application,
+        # whose prefix would match the bare path first)
+        outer.router.add_get(settings.root_path, _to_page)
     outer.add_subapp(settings.root_path, api)
     return outer
+
+
+async def _to_page(request: web.Request) -> web.Response:
+    raise web.HTTPPermanentRedirect(request.path + "/")

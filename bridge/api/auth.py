@@ -8,7 +8,10 @@ audit log shows. A write token may also read. Tokens are compared in constant ti
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -80,6 +83,32 @@ class Tokens:
         return found
 
 
+#: the WebSocket subprotocol a browser names to carry its token (see websocket_bearer)
+WS_PROTOCOL = "device-bridge"
+_WS_TOKEN_PREFIX = "bearer."
+
+
+def websocket_bearer(headers: Mapping[str, str]) -> str | None:
+    """``Bearer <token>`` from a WebSocket handshake's subprotocols, or None.
+
+    A browser cannot set headers on a WebSocket, and a token in the URL would end up in
+    logs and history, so the page offers ``Sec-WebSocket-Protocol: device-bridge,
+    bearer.<token as unpadded base64url>``; the server answers with ``device-bridge``.
+    """
+    if "Upgrade" not in headers:
+        return None
+    for offered in headers.get("Sec-WebSocket-Protocol", "").split(","):
+        offered = offered.strip()
+        if offered.startswith(_WS_TOKEN_PREFIX):
+            encoded = offered[len(_WS_TOKEN_PREFIX) :]
+            try:
+                secret = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+                return "Bearer " + secret.decode()
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+    return None
+
+
 def auth_middleware(
     tokens: Tokens,
     open_handlers: frozenset[Handler],
@@ -93,7 +122,9 @@ def auth_middleware(
         # By route, not by path: ``/api/v1/devices/healthz`` is not ``/healthz``.
         if request.match_info.handler in open_handlers or request.method == "OPTIONS":
             return await handler(request)
-        token = tokens.identify(request.headers.get("Authorization"))
+        token = tokens.identify(
+            request.headers.get("Authorization") or websocket_bearer(request.headers)
+        )
         if token is not None:
             request[TOKEN] = token
         if request.method == "PUT" or request.match_info.handler in write_handlers:

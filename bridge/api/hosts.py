@@ -4,7 +4,7 @@ DNS rebinding: a page of ``evil.example`` whose name is made to resolve to 127.0
 to a bridge on loopback as if it were its own site, and the browser lets it read the
 answers. Its requests still carry ``Host: evil.example``. So a request must name the bridge
 by one of its own names: ``localhost`` (and ``*.localhost``), the machine's host name, the
-listen address, the names in ``BRIDGE_ALLOWED_HOSTS``, or any IP address (an address
+listen addresses (the API's and the debug page's), the names in ``BRIDGE_ALLOWED_HOSTS``, or any IP address (an address
 cannot be rebound: a page loaded from an address is of that address's own origin).
 ``BRIDGE_ALLOWED_HOSTS=*`` switches the check off (behind a proxy that rewrites Host).
 
@@ -54,8 +54,10 @@ class HostPolicy:
         listed = {h.strip().lower() for h in settings.allowed_hosts.split(",") if h.strip()}
         self.any_host = "*" in listed
         machine = {socket.gethostname().lower(), socket.getfqdn().lower()}
-        listen = settings.host.strip("[]").lower()
-        self.names = frozenset({"localhost", listen, *machine, *listed} - {"*", ""})
+        listen = {settings.host.strip("[]").lower()}
+        if settings.debug_port is not None:
+            listen.add(settings.debug_host.strip("[]").lower())
+        self.names = frozenset({"localhost", *listen, *machine, *listed} - {"*", ""})
         self.cors_origins = frozenset(settings.cors_origin_list)
 
     def own(self, name: str) -> bool:

@@ -108,6 +108,27 @@ class DeviceDetailOut(Model):
     stats: dict[str, Any] = Field(description="poll statistics and the driver's own counts")
 
 
+class LinkDeviceOut(Model):
+    """A device on a link, and the requests one poll of it sends."""
+
+    id: str
+    plan: list[str] = Field(description="one line per request a poll sends, as `check` prints")
+
+
+class LinkOut(Model):
+    """A link: one connection (a TCP endpoint, a serial port) and the devices sharing it."""
+
+    key: str = Field(description="the link's name, e.g. tcp://10.0.0.5:502 or a port path")
+    driver: str
+    open: bool = Field(description="whether the connection is open now")
+    devices: list[LinkDeviceOut]
+
+
+class LinksOut(Model):
+    links: list[LinkOut]
+    traffic_watched: bool = Field(description="whether a traffic view is open (links capture)")
+
+
 class PollOut(Model):
     """A device's readings right after an on-demand poll."""
 

@@ -19,6 +19,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from bridge import wire
 from bridge.api.hosts import HOST_POLICY, check_origin
+from bridge.api.auth import WS_PROTOCOL
 from bridge.api.problems import ProblemError
 from bridge.api.query import BRIDGE, filters
 from bridge.hub import Closing, Subscriber
@@ -100,6 +101,7 @@ async def handler(request: web.Request) -> web.StreamResponse:
         max_msg_size=MAX_CLIENT_MESSAGE,
         compress=bridge.settings.stream_compress,
         timeout=CLOSE_TIMEOUT,
+        protocols=(WS_PROTOCOL,),
     )
     if not ws.can_prepare(request).ok:
         raise ProblemError(

@@ -9,12 +9,13 @@ PDU received, bounded by the device's timeout.
 
 from __future__ import annotations
 
+import time
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from drivers.base import BadValue, Link, PointFailure, ReadResult, Value
+from drivers.base import BadValue, DriverError, Exchange, Link, PointFailure, ReadResult, Value
 from drivers.modbus.codec import decode_block, encode_bit, encode_value
 from drivers.modbus.config import ModbusDevice, ModbusPoint
 from drivers.modbus.pdu import (
@@ -26,6 +27,7 @@ from drivers.modbus.pdu import (
     write_reply,
 )
 from drivers.modbus.planner import ReadBlock, barrier_between, plan_reads, split_block
+from drivers.modbus.rtu_frame import describe_pdu
 
 ILLEGAL_ADDRESS = 2
 
@@ -83,6 +85,27 @@ class ModbusLink(Link[ModbusDeviceT]):
         DeviceError when only unusable frames came, LinkError when the connection is gone.
         """
 
+    async def _exchange(self, device: ModbusDevice, request: bytes) -> bytes:
+        """``transact``, reported to the tap (request and reply PDUs) while one is attached."""
+        tap = self.tap
+        if tap is None:
+            return await self.transact(device, request)
+        started, begun = time.time(), time.perf_counter()
+        reply, error = b"", None
+        try:
+            reply = await self.transact(device, request)
+            if reply[:1] and reply[0] & 0x80:
+                error = str(ModbusRefusal(reply[1]))
+            return reply
+        except DriverError as exc:
+            error = str(exc)
+            raise
+        finally:
+            tap.record(
+                Exchange(device.id, f"unit {device.unit}: {describe_pdu(request)}", request,
+                         reply, started, time.perf_counter() - begun, error)
+            )  # fmt: skip
+
     async def _request(
         self, device: ModbusDevice, block: ReadBlock
     ) -> Sequence[int] | Sequence[bool]:
@@ -92,17 +115,17 @@ class ModbusLink(Link[ModbusDeviceT]):
         """
         function = block.function_code
         request = read_request(function, block.start, block.count)
-        return read_reply(function, block.count, await self.transact(device, request))
+        return read_reply(function, block.count, await self._exchange(device, request))
 
     async def _write_registers(self, device: ModbusDevice, address: int, values: list[int]) -> None:
         """Write holding registers (function 6 for one, 16 for more); raise as ``_request``."""
         request = write_registers_request(address, values)
-        write_reply(request, await self.transact(device, request))
+        write_reply(request, await self._exchange(device, request))
 
     async def _write_coil(self, device: ModbusDevice, address: int, value: bool) -> None:
         """Write one coil (function 5); raise as ``_request``."""
         request = write_coil_request(address, value)
-        write_reply(request, await self.transact(device, request))
+        write_reply(request, await self._exchange(device, request))
 
     async def read_raw(
         self, device: ModbusDevice, block: ReadBlock

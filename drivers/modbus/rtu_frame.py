@@ -110,3 +110,27 @@ def _is_frame_of(data: bytes, start: int, unit: int, code: int) -> bool:
         and len(candidate) == length
         and crc16(candidate[:-2]) == struct.unpack("<H", candidate[-2:])[0]
     )
+
+
+FUNCTION_NAMES = {
+    1: "read coils",
+    2: "read discrete inputs",
+    3: "read holding",
+    4: "read input",
+    5: "write coil",
+    6: "write register",
+    15: "write coils",
+    16: "write registers",
+}
+
+
+def describe_pdu(pdu: bytes) -> str:
+    """A request PDU for people, e.g. ``read holding 0..8 (fc 3)``, ``write register 20``."""
+    function = pdu[0]
+    name = FUNCTION_NAMES.get(function, "function")
+    if len(pdu) < 5:
+        return f"{name} (fc {function})"
+    address, count = struct.unpack(">HH", pdu[1:5])
+    if function in (1, 2, 3, 4, 15, 16):
+        return f"{name} {address}..{address + count - 1} (fc {function})"
+    return f"{name} {address} (fc {function})"

@@ -10,11 +10,13 @@ poller reopens the link.
 
 from __future__ import annotations
 
+import time
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import asdict
+from typing import Any, TypeVar
 
-from drivers.base import Link, LinkError, ReadResult, Value
+from drivers.base import DriverError, Exchange, Link, LinkError, ReadResult, Tap, Value
 from drivers.serial_line.config import SerialLineDevice
 from drivers.serial_line.framing import (
     KEEP_BYTES,
@@ -25,6 +27,8 @@ from drivers.serial_line.framing import (
 )
 from drivers.serial_line.parsers import Record
 from drivers.serial_line.writes import write_command
+
+T = TypeVar("T")
 
 
 class SerialLineLink(Link[SerialLineDevice]):
@@ -40,6 +44,8 @@ class SerialLineLink(Link[SerialLineDevice]):
         self._channel: LineChannel | None = None
         self._synced = True
         """Whether the next line is whole (not the tail of one under way at open)."""
+        self._heard: list[bytes] | None = None
+        """The bytes received for the exchange under way, while a tap is attached."""
 
     @property
     def port(self) -> str:
@@ -75,6 +81,15 @@ class SerialLineLink(Link[SerialLineDevice]):
         return {} if counts is None else asdict(counts)
 
     async def read(self, device: SerialLineDevice) -> ReadResult:
+        tap = self.tap
+        if tap is not None:
+            query = device.mode == "query"
+            sent = device.command_bytes if query else b""
+            what = f"query {device.command!r}" if query else "take the newest line"
+            return await self._tapped(tap, device, what, sent, self._read_live(device))
+        return await self._read_live(device)
+
+    async def _read_live(self, device: SerialLineDevice) -> ReadResult:
         channel = self._live()
         try:
             return await self._read(channel, device)
@@ -83,11 +98,52 @@ class SerialLineLink(Link[SerialLineDevice]):
 
     async def write(self, device: SerialLineDevice, point_id: str, value: Value) -> None:
         data = write_command(device, point_id, value)
+        tap = self.tap
+        if tap is not None:
+            what = f"write {point_id} {data!r}"
+            await self._tapped(tap, device, what, data, self._write_live(device, data))
+        else:
+            await self._write_live(device, data)
+
+    async def _write_live(self, device: SerialLineDevice, data: bytes) -> None:
         channel = self._live()
         try:
             await self._write(channel, device, data)
         except LinkError as exc:
             raise LinkError(f"{self.port} is lost: {exc}") from None
+
+    async def _tapped(
+        self,
+        tap: Tap,
+        device: SerialLineDevice,
+        what: str,
+        sent: bytes,
+        exchange: Coroutine[Any, Any, T],
+    ) -> T:
+        """Run ``exchange``, reporting what was sent and every line heard to the tap."""
+        heard: list[bytes] = []
+        self._heard = heard
+        started, begun = time.time(), time.perf_counter()
+        error = None
+        try:
+            return await exchange
+        except DriverError as exc:
+            error = str(exc)
+            raise
+        finally:
+            self._heard = None
+            tail = b"" if self._channel is None else bytes(self._channel.buffer)
+            tap.record(
+                Exchange(
+                    device=device.id,
+                    request=what,
+                    sent=sent,
+                    received=b"".join(heard) + tail,
+                    started=started,
+                    duration=time.perf_counter() - begun,
+                    error=error,
+                )
+            )
 
     def _live(self) -> LineChannel:
         channel = self._channel
@@ -127,9 +183,12 @@ class SerialLineLink(Link[SerialLineDevice]):
         """
         counts = self._counts[device.id]
         last_bad: bytes | None = None
+        heard = self._heard
         while True:
             found: Record | None = None
             for line in channel.take_lines(splitter, counts):
+                if heard is not None:
+                    heard.append(line + device.eol_bytes)
                 if line == echo:
                     continue
                 record = decode_record(device, line)
@@ -150,5 +209,7 @@ class SerialLineLink(Link[SerialLineDevice]):
         if splitter.pending(channel.buffer):
             counts.partial += 1
             last_bad = bytes(channel.buffer)
+            if heard is not None:
+                heard.append(last_bad)
             channel.discard()
         return None, last_bad
