@@ -4,8 +4,9 @@ DNS rebinding: a page of ``evil.example`` whose name is made to resolve to 127.0
 to a bridge on loopback as if it were its own site, and the browser lets it read the
 answers. Its requests still carry ``Host: evil.example``. So a request must name the bridge
 by one of its own names: ``localhost`` (and ``*.localhost``), the machine's host name, the
-listen addresses (the API's and the debug page's), the names in ``BRIDGE_ALLOWED_HOSTS``, or any IP address (an address
-cannot be rebound: a page loaded from an address is of that address's own origin).
+listen addresses (the API's and the debug page's), the names in ``BRIDGE_ALLOWED_HOSTS``,
+or any IP address (an address cannot be rebound: a page loaded from an address is of that
+address's own origin).
 ``BRIDGE_ALLOWED_HOSTS=*`` switches the check off (behind a proxy that rewrites Host).
 
 Cross-site requests: a page of another site may send a ``POST`` or open a WebSocket

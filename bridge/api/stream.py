@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bridge import wire
-from bridge.api.hosts import HOST_POLICY, check_origin
 from bridge.api.auth import WS_PROTOCOL
+from bridge.api.hosts import HOST_POLICY, check_origin
 from bridge.api.problems import ProblemError
 from bridge.api.query import BRIDGE, filters
 from bridge.hub import Closing, Subscriber
