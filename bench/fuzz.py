@@ -4,8 +4,7 @@
 
 Runs every property with N examples (default 20,000; the suite runs 150) and prints, per
 property, the examples run and the time taken, then the totals. Not part of CI: run it
-under the suite lock on a shared machine (``flock /work/locks/suite ...``). The figures
-go in docs/reliability.md.
+on an otherwise idle machine. The figures go in docs/reliability.md.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ in several processes of their own (so that the clients are not what is measured)
 the time each frame arrives. Latency includes the wait for the next poll, so its floor
 is about the interval. Also printed: whether the poll rate held, and the bridge's CPU.
 
-    flock /work/locks/suite .venv/bin/python bench/latency.py --subscribers 1 1000
+    .venv/bin/python bench/latency.py --subscribers 1 1000
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ bridge with py-spy (``pip install py-spy`` into the venv: a developer tool, not 
 dependency) and prints the share of samples by package and the functions with the most
 own time.
 
-    flock /work/locks/suite .venv/bin/python bench/profile_bridge.py --load 50x100@50
+    .venv/bin/python bench/profile_bridge.py --load 50x100@50
 """
 
 from __future__ import annotations
