@@ -103,6 +103,7 @@ def start_bridge(folder: Path, config: Path, port: int, history: int) -> subproc
         "BRIDGE_HISTORY": str(history),
         "BRIDGE_LOG_LEVEL": "WARNING",
         "BRIDGE_MAX_SUBSCRIBERS": "5000",
+        "BRIDGE_MAX_CONNECTIONS": "6000",  # more than the subscribers, as the settings require
     }
     bridge = subprocess.Popen(
         [sys.executable, "-m", "bridge", "run", "-c", str(config)], env=env, cwd=folder
