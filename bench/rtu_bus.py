@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-import yaml
+from rtu_simulator import wire_time_bus
 
 from bridge.config import parse_config
 from bridge.service import Bridge
@@ -42,26 +40,15 @@ def theoretical_max(baudrate: int, registers: int) -> tuple[float, float, int]:
 async def measure(baudrate: int, registers: int, seconds: float) -> float:
     """Transactions per second the bridge achieves on a wire-time bus at this baud rate.
 
-    The simulator runs in a process of its own, as a device would: sharing the bridge's
-    event loop and GIL would charge the bridge for the simulator's work.
+    The simulator runs in a process of its own, as a device would (``rtu_simulator``).
     """
     with tempfile.TemporaryDirectory() as folder:
-        profile = Path(folder) / "profile.yaml"
         values = [
             {"table": "input", "address": i, "type": "uint16", "value": i + 1}
             for i in range(registers)
         ]
-        profile.write_text(yaml.safe_dump({"units": {3: {"values": values},
-                                                     4: {"values": values}}}))  # fmt: skip
-        simulator = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bridge", "simulate", "modbus-rtu", "--wire-time",
-            "--baudrate", str(baudrate), "--profile", str(profile), "--link-dir", folder,
-            stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        try:
-            assert simulator.stdout is not None
-            await simulator.stdout.readline()  # where it listens: it is ready
-            path = str(Path(folder) / "ttyRTU0")
+        units = {3: {"values": values}, 4: {"values": values}}
+        async with wire_time_bus(folder, baudrate, units) as path:
             points = [
                 {"id": f"r{i}", "table": "input", "address": i, "type": "uint16"}
                 for i in range(registers)
@@ -84,9 +71,6 @@ async def measure(baudrate: int, registers: int, seconds: float) -> float:
                 failures = sum(d.poll_failures for d in bridge.devices.values())
             finally:
                 await bridge.stop()
-        finally:
-            simulator.terminate()
-            await simulator.wait()
     if failures:
         print(f"  ({failures} failed polls at {baudrate} baud)")
     return done / elapsed

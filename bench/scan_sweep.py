@@ -15,28 +15,17 @@ import json
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-import yaml
+from rtu_simulator import wire_time_bus
 
 UNITS = (7, 100, 230)
 
 
 async def sweep(baudrate: int, per_unit: float, window: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        profile = Path(folder) / "profile.yaml"
         units = {unit: {"values": [{"table": "holding", "address": 0, "value": unit}]}
                  for unit in UNITS}  # fmt: skip
-        profile.write_text(yaml.safe_dump({"units": units}))
-        simulator = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bridge", "simulate", "modbus-rtu", "--wire-time",
-            "--baudrate", str(baudrate), "--profile", str(profile), "--link-dir", folder,
-            stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        try:
-            assert simulator.stdout is not None
-            await simulator.stdout.readline()  # where it listens: it is ready
-            port = str(Path(folder) / "ttyRTU0")
+        async with wire_time_bus(folder, baudrate, units) as port:
             for units_arg, label in (("1-247", "sweep of units 1-247 and survey"),
                                      (",".join(map(str, UNITS)), "survey alone")):  # fmt: skip
                 started = time.monotonic()
@@ -52,9 +41,6 @@ async def sweep(baudrate: int, per_unit: float, window: str) -> None:
                 assert found == list(UNITS), found
                 print(f"{baudrate} baud, {per_unit:g} s per unit, range {window}: "
                       f"{label}: {elapsed:.1f} s (found {found})")  # fmt: skip
-        finally:
-            simulator.terminate()
-            await simulator.wait()
 
 
 def main() -> None:
