@@ -1,8 +1,9 @@
 """The durable outbox: what is bound for the broker, on disk until the broker has it.
 
 The producer side (``append``) is a plain call on the event loop that never touches the
-disk: it numbers the message, notes it in the in-memory index and hands it to a writer
-thread, which commits everything that accumulated in one SQLite transaction (WAL mode).
+disk: it numbers the message, notes it in the in-memory index and hands it to the outbox
+file's writer thread (``outbox_file``), which commits everything that accumulated in one
+SQLite transaction (WAL mode).
 The sender reads committed messages in order (``read``), from a bounded in-memory tail
 while it keeps up and from the database after an outage, and reports each broker
 acknowledgement (``acked``); acknowledged messages are deleted by the writer's next
@@ -18,44 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
-import threading
 import time
 from array import array
 from collections import deque
 from collections.abc import Callable
-from typing import Any, NamedTuple
+
+from bridge.north.outbox_file import Message, OutboxFile
+
+__all__ = ["GapMaker", "Message", "Outbox"]
 
 log = logging.getLogger(__name__)
 
 #: bytes of recent messages kept in memory, so that a sender that keeps up never reads
 #: back from the database what it has just written
 TAIL_BYTES = 8 * 1024 * 1024
-#: messages read from the database at once while replaying
-READ_BATCH = 256
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY,
-    ts REAL NOT NULL,
-    device TEXT NOT NULL,
-    first_seq INTEGER NOT NULL,
-    last_seq INTEGER NOT NULL,
-    format TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    gap INTEGER NOT NULL,
-    payload BLOB NOT NULL
-)
-"""
-
-
-class Message(NamedTuple):
-    """One message bound for the broker, as kept in the outbox."""
-
-    id: int
-    topic: str
-    payload: bytes
-
 
 #: (stream, readings lost after this seq, up to this seq, frames lost) -> (topic, payload);
 #: a stream is what ``append`` was given as ``device``: whose seqs these are
@@ -95,30 +72,20 @@ class Outbox:
         self._tail_bytes = 0
         self.dropped_frames = 0
         self.dropped_readings = 0
-        self.write_errors = 0
         #: changes when messages were dropped: a sender must start again from first_id
         self.generation = 0
         self._dropped_upto = 0
-        # The writer thread's work: (sql kind, rows) in order; swapped out under the lock.
-        self._ops: list[tuple[str, list[tuple[Any, ...]]]] = []
-        self._queued = 0  # ops queued so far
+        self._file = OutboxFile(path)
         self._durable = 0  # ops committed so far
         self._drop_op = 0  # the op of the last drop: no database reads before it is durable
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-        self._reader: sqlite3.Connection | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._committed_event: asyncio.Event | None = None
 
     # -- lifecycle ------------------------------------------------------------------
 
     async def open(self) -> None:
         """Open (or create) the database, load the index, start the writer thread."""
-        self._loop = asyncio.get_running_loop()
         self._committed_event = asyncio.Event()
-        rows, stale = await asyncio.to_thread(self._load)
+        rows, stale = await asyncio.to_thread(self._file.load, self.format)
         for id_, ts, device, size, first, last, gap in rows:
             self._index(id_, ts, device, size, first, last, gap)
         if stale:
@@ -129,42 +96,11 @@ class Outbox:
             self.committed = rows[-1][0]
             log.info("outbox %s: %d message(s) from before, sent first", self.path, len(rows))
         self._enforce_limits()
-        self._thread = threading.Thread(target=self._write_loop, name="outbox", daemon=True)
-        self._thread.start()
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a commit survives the process being killed (it is in the OS's
-        # cache); only a power cut may lose the last transactions, at a fraction of the cost.
-        db.execute("PRAGMA synchronous=NORMAL")
-        return db
-
-    def _load(self) -> tuple[list[tuple[int, float, str, int, int, int, int]], int]:
-        db = self._connect()
-        try:
-            db.execute(_SCHEMA)
-            stale = db.execute("DELETE FROM outbox WHERE format != ?", (self.format,)).rowcount
-            rows = db.execute(
-                "SELECT id, ts, device, length(payload) + length(topic), first_seq, last_seq, gap"
-                " FROM outbox ORDER BY id"
-            ).fetchall()
-        finally:
-            db.close()
-        self._reader = self._connect()
-        return rows, stale
+        self._file.start(self._on_commit)
 
     async def close(self) -> None:
         """Commit what is pending and stop the writer thread."""
-        if self._thread is None:
-            return
-        self._stopping = True
-        self._wake.set()
-        await asyncio.to_thread(self._thread.join)
-        self._thread = None
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        await self._file.close()
 
     # -- the producer side: plain calls, no disk -------------------------------------
 
@@ -174,7 +110,7 @@ class Outbox:
         self.next_id += 1
         ts = time.time()
         self._index(id_, ts, device, len(payload) + len(topic), first, last, 0)
-        self._queue("insert", (id_, ts, device, first, last, self.format, topic, 0, payload))
+        self._file.queue("insert", (id_, ts, device, first, last, self.format, topic, 0, payload))
         message = Message(id_, topic, payload)
         self._tail.append(message)
         self._tail_bytes += len(payload)
@@ -197,15 +133,6 @@ class Outbox:
         self._last.append(last)
         self._gaps.append(gap)
         self.bytes += size
-
-    def _queue(self, kind: str, row: tuple[Any, ...]) -> None:
-        with self._lock:
-            if self._ops and self._ops[-1][0] == kind:
-                self._ops[-1][1].append(row)
-            else:
-                self._ops.append((kind, [row]))
-            self._queued += 1
-        self._wake.set()
 
     # -- the sender side ----------------------------------------------------------------
 
@@ -241,20 +168,12 @@ class Outbox:
                     if found:
                         return found
                 elif self._durable >= self._drop_op:
-                    found = await asyncio.to_thread(self._read_rows, cursor)
+                    found = await asyncio.to_thread(self._file.read, cursor, self.committed)
                     if found and generation == self.generation:
                         return found
             self._committed_event.clear()
             await self._committed_event.wait()
         return []
-
-    def _read_rows(self, cursor: int) -> list[Message]:
-        assert self._reader is not None
-        rows = self._reader.execute(
-            "SELECT id, topic, payload FROM outbox WHERE id >= ? AND id <= ? ORDER BY id LIMIT ?",
-            (cursor, self.committed, READ_BATCH),
-        ).fetchall()
-        return [Message(i, t, bytes(p)) for i, t, p in rows]
 
     def acked(self, id_: int, generation: int) -> None:
         """The broker acknowledged this message (read in ``generation``): it may leave."""
@@ -267,7 +186,7 @@ class Outbox:
             self._acked.discard(upto)
             self._pop_head()
         if upto:
-            self._queue("delete", (upto,))
+            self._file.queue("delete", (upto,))
             self._trim_tail(upto)
             self._compact()
 
@@ -310,7 +229,7 @@ class Outbox:
             return
         upto = max(id_ for id_, _, _, _ in dropped.values())
         newest_ts = self._ts[self._head - 1]
-        self._queue("drop", (upto,))
+        self._file.queue("drop", (upto,))
         # The gap messages take the place of the newest dropped message of their device:
         # they go back in front of the index (positions just freed), still in id order.
         gaps = sorted(dropped.items(), key=lambda item: item[1][0])
@@ -326,8 +245,8 @@ class Outbox:
             self._gap_frames[id_] = frames
             self.bytes += size
             row = (id_, newest_ts, device, since + 1, until, self.format, topic, 1, payload)
-            self._queue("insert", row)
-        self._drop_op = self._queued
+            self._file.queue("insert", row)
+        self._drop_op = self._file.queued
         self._dropped_upto = max(self._dropped_upto, upto)
         self.generation += 1
         self._tail = deque(m for m in self._tail if m.id > upto)
@@ -338,58 +257,12 @@ class Outbox:
             self.dropped_frames,
         )
 
-    # -- the writer thread --------------------------------------------------------------
+    @property
+    def write_errors(self) -> int:
+        """Failed attempts to write the file (each is tried again)."""
+        return self._file.write_errors
 
-    def _write_loop(self) -> None:
-        db = self._connect()
-        try:
-            while True:
-                self._wake.wait()
-                self._wake.clear()
-                with self._lock:
-                    ops, self._ops = self._ops, []
-                    done = self._queued
-                if ops:
-                    self._commit(db, ops, done)
-                # Checked after the commit too: a wake-up that came while committing may
-                # have been cleared above, but ``_stopping`` is set before it.
-                with self._lock:
-                    idle = not self._ops
-                if idle and self._stopping:
-                    return
-        finally:
-            db.close()
-
-    def _commit(
-        self, db: sqlite3.Connection, ops: list[tuple[str, list[tuple[Any, ...]]]], done: int
-    ) -> None:
-        newest = 0
-        while True:
-            try:
-                db.execute("BEGIN")
-                for kind, rows in ops:
-                    if kind == "insert":
-                        db.executemany(
-                            "INSERT OR REPLACE INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-                        )
-                        newest = max(newest, max(r[0] for r in rows))
-                    elif kind == "delete":
-                        db.execute("DELETE FROM outbox WHERE id <= ?", (max(r[0] for r in rows),))
-                    else:  # drop: the gap messages that replace some are inserted after
-                        for (upto,) in rows:
-                            db.execute("DELETE FROM outbox WHERE id <= ?", (upto,))
-                db.execute("COMMIT")
-                break
-            except sqlite3.Error as exc:
-                self.write_errors += 1
-                log.error("outbox %s: cannot write (%s); trying again", self.path, exc)
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                time.sleep(1.0)
-                if self._stopping and self.write_errors > 3:
-                    return
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._on_commit, newest, done)
+    # -- the writer thread reports back ---------------------------------------------------
 
     def _on_commit(self, newest: int, done: int) -> None:
         self.committed = max(self.committed, newest)
