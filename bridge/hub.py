@@ -1,9 +1,12 @@
 """The hub: fans published frames out to subscribers without ever waiting for one.
 
-Each subscriber has a bounded queue of encoded frames. Publishing is a plain call that
-encodes a device poll's frame once per distinct filter (:mod:`bridge.wire`) and puts the
-same bytes into every matching queue; a subscriber whose queue is full is marked
-``overflowed`` and asked to close (1013: it may resume by ``seq``).
+Publishing is a plain call that encodes a device poll's frame once per distinct filter
+(:mod:`bridge.wire`) and offers the same bytes to every matching subscriber. A subscriber
+with nothing pending (an idle connection without compression) has the whole WebSocket
+frame, built once per published frame (:mod:`bridge.wsframe`), written straight to its
+transport; any other gets it in its bounded queue, which its connection's sender task
+empties in order. A subscriber whose queue is full is marked ``overflowed`` and asked to
+close (1013: it may resume by ``seq``).
 """
 
 from __future__ import annotations
@@ -12,16 +15,22 @@ import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from bridge import wire
+from bridge import wire, wsframe
 from bridge.filter import EVERYTHING, Filter
 from bridge.readings import PublishedReading
 
 #: a close code and its reason, as the stream sends them
 Closing = tuple[int, bytes]
+#: distinct published frames whose WebSocket framing is kept for the next subscribers
+FRAMINGS_KEPT = 16
 
 
 class Subscriber:
-    """One stream client: its filter, its queue of frames to send, and how to close it."""
+    """One stream client: its filter, its queue of frames to send, and how to close it.
+
+    Frames go to the queue until the connection :meth:`attach`-es its transport; from then
+    on a frame offered while nothing is pending is written to the transport at once.
+    """
 
     def __init__(self, queue_size: int) -> None:
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=queue_size)
@@ -30,14 +39,49 @@ class Subscriber:
         self.closing: Closing | None = None
         #: set by the connection: called once, when the hub asks it to close
         self.on_close: Callable[[Closing], None] | None = None
+        #: set by the connection's sender while it writes a frame taken from the queue
+        self.sending = False
+        self._transport: asyncio.WriteTransport | None = None
+        self._closed: Callable[[], bool] = lambda: False
+
+    def attach(self, transport: asyncio.WriteTransport, closed: Callable[[], bool]) -> None:
+        """Let frames be written straight to ``transport`` while nothing is pending.
+
+        Only for a connection whose frames are plain (:func:`bridge.wsframe.text_frame`:
+        no compression) and whose other writes are whole frames; ``closed`` tells when
+        it has sent (or is sending) its close frame, after which nothing may follow.
+        """
+        self._transport, self._closed = transport, closed
+
+    def detach(self) -> None:
+        """Frames go to the queue only, from now on."""
+        self._transport = None
+
+    def idle(self) -> bool:
+        """True if a frame offered now may be written at once without overtaking any."""
+        transport = self._transport
+        return (
+            transport is not None
+            and not self.sending
+            and self.queue.empty()
+            and transport.get_write_buffer_size() == 0
+            and not transport.is_closing()
+            and not self._closed()
+        )
 
     def set_filter(self, devices: Iterable[str], points: Iterable[str]) -> None:
         """Replace the filter: device ids and ``device/point`` names; both empty = all."""
         self.filter = Filter(devices, points)
 
-    def offer(self, frame: bytes) -> bool:
-        """Queue a frame; False (and asked to close) if the subscriber cannot keep up."""
+    def offer(self, frame: bytes, framing: Callable[[bytes], bytes] = wsframe.text_frame) -> bool:
+        """Send a frame: written at once if :meth:`idle` (``framing`` gives its bytes on
+        the wire), else queued; False (and asked to close) if the subscriber cannot keep
+        up."""
         if self.closing is not None:
+            return True
+        if self.idle():
+            assert self._transport is not None
+            self._transport.write(framing(frame))
             return True
         try:
             self.queue.put_nowait(frame)
@@ -65,6 +109,7 @@ class Hub:
         self.overflows = 0
         #: subscribers whose close handshake did not finish in time: their connection was cut
         self.stalls = 0
+        self._framings: dict[bytes, bytes] = {}
 
     def subscribe(self) -> Subscriber:
         """A new subscriber that receives every frame published from now on."""
@@ -118,5 +163,16 @@ class Hub:
 
     def _offer(self, subscriber: Subscriber, frame: bytes) -> None:
         was_closing = subscriber.closing is not None
-        if not subscriber.offer(frame) and not was_closing:
+        if not subscriber.offer(frame, self._framing) and not was_closing:
             self.overflows += 1
+
+    def _framing(self, payload: bytes) -> bytes:
+        """The payload's WebSocket frame, built once for all the subscribers it is sent to."""
+        # bytes keep their hash, and a lookup tries identity first: one published frame is
+        # hashed once however many subscribers it goes to
+        framed = self._framings.get(payload)
+        if framed is None:
+            if len(self._framings) >= FRAMINGS_KEPT:
+                self._framings.clear()
+            framed = self._framings[payload] = wsframe.text_frame(payload)
+        return framed

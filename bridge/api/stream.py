@@ -2,9 +2,12 @@
 
 The subscriber joins the hub and its snapshot (or its backlog, when resuming) is taken in
 the same synchronous step, so no reading can fall between them. Its frames (built in
-:mod:`bridge.wire`, already encoded) are then sent by one task of its own while the
-handler reads the client's messages; a client too slow to keep its queue from filling is
-closed with 1013. permessage-deflate is off unless ``BRIDGE_STREAM_COMPRESS`` is on.
+:mod:`bridge.wire`, already encoded) are then written by the hub straight to the
+connection while nothing is pending for it (no compression, nothing queued, the kernel
+taking every byte), and otherwise queued and sent in order by one task of its own, while
+the handler reads the client's messages; a client too slow to keep its queue from
+filling is closed with 1013. permessage-deflate is off unless ``BRIDGE_STREAM_COMPRESS``
+is on.
 """
 
 from __future__ import annotations
@@ -151,6 +154,10 @@ async def _serve(
 
     sender = asyncio.create_task(_send_queued(ws, subscriber))
     subscriber.on_close = close
+    # aiohttp writes each of its own frames (pings, pongs, close) whole and without an
+    # await in between, so whole frames written beside them cannot interleave with them
+    if not ws.compress and request.transport is not None:
+        subscriber.attach(request.transport, lambda: ws.closed)
     if subscriber.closing is not None:
         close(subscriber.closing)
     try:
@@ -161,6 +168,7 @@ async def _serve(
             if reply is not None:
                 subscriber.offer(reply)
     finally:
+        subscriber.detach()
         subscriber.on_close = None
         sender.cancel()
         for task in (sender, *closers):
@@ -174,7 +182,11 @@ async def _send_queued(ws: web.WebSocketResponse, subscriber: Subscriber) -> Non
         frame = await queue.get()
         if subscriber.closing is not None:
             return
-        await send_text(ws, frame)
+        subscriber.sending = True
+        try:
+            await send_text(ws, frame)
+        finally:
+            subscriber.sending = False
 
 
 async def _close(
