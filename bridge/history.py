@@ -1,201 +1,271 @@
-"""A point's kept readings as a ring of compact columns: no Python object per sample.
+"""A device's kept readings: one ring per point, all in a few compact columns per device.
 
-Each point keeps its last N published readings (``BRIDGE_HISTORY``) in preallocated
-``array`` columns: value, ts, seq and quality, written at a cursor that wraps around.
-A numeric value takes the narrowest type that holds it exactly (``H``, ``h``, ``i``, ``q`` for
-integers, ``f`` then ``d`` for floats, ``b`` for booleans), widening the column when a
-value does not fit; strings, and values of mixed types, are kept as objects. ``seq`` is
-kept as an offset from the first one (4 bytes, widened after 2^32 publications). Errors
-(of stale and bad readings only) are kept by position. :class:`PublishedReading` objects are made
-only when a reader asks, and both lookups (by seq for a resume, by ts for the history
-route) are binary searches, so a read costs in proportion to what it returns.
+Each point keeps its last N published readings (``BRIDGE_HISTORY``). A device's n points
+share preallocated ``array`` columns of N × n cells, a row of n cells for each ring
+position: value (numbers and bools in the narrowest of ``H``, ``i``, ``q`` and ``d`` that
+holds every value kept so far, so a register takes 2 bytes and a float 8), ts (``d``), seq
+(an offset in ``I``, widened to ``q`` after 2^32 publications) and one byte for quality and
+the value's kind. Strings, ints beyond 2^53 and other values are kept by position, as are
+the errors of stale and bad readings. That is 15 to 21 bytes a numeric sample and no
+Python object.
+
+While every poll publishes every point, all the rings advance together and a poll is
+written as one row, by slice assignment (:meth:`DeviceHistory.append_row`); once some
+point is published alone (:meth:`DeviceHistory.append`), each ring keeps a head and a
+count of its own. :class:`PublishedReading` objects are made only when a reader asks, and
+both lookups (by seq for a resume, by ts for the history route) are binary searches, so
+a read costs in proportion to what it returns.
 """
 
 from __future__ import annotations
 
 import bisect
 from array import array
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from itertools import repeat
+from typing import Any, cast
 
 from bridge.readings import PublishedReading
 from bridge.states import Quality
 from drivers.base import Value
 
 QUALITIES = (Quality.GOOD, Quality.STALE, Quality.BAD)
-_QUALITY_CODE = {q: i for i, q in enumerate(QUALITIES)}
-_BAD = _QUALITY_CODE[Quality.BAD]
+QUALITY_CODE = {q: i for i, q in enumerate(QUALITIES)}
 
-#: the column types a value of each Python type moves through as it needs more room
-_WIDENING: dict[type, tuple[str, ...]] = {
-    bool: ("b",),
-    int: ("H", "h", "i", "q"),  # a register's uint16 first: most Modbus points are one
-    float: ("f", "d"),
-}
-
-
-class _Values:
-    """The value column: a typed array while every value fits one, else a list."""
-
-    __slots__ = ("data", "kind", "size")
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.kind: type | None = None  # the Python type of every value, None when mixed
-        self.data: array[Any] | list[Value | None] | None = None
-
-    def set(self, index: int, value: Value) -> None:
-        kind = self.kind
-        if type(value) is kind:  # the usual case: a value of the column's type
-            data = self.data
-            try:
-                data[index] = value  # type: ignore[index]
-            except OverflowError:
-                self._widen(index, value)
-                return
-            if kind is float and data[index] != value and value == value:  # type: ignore[index]
-                self._widen(index, value)  # a float32 column cannot hold this one exactly
-            return
-        self._set_other(index, value)
-
-    def _set_other(self, index: int, value: Value) -> None:
-        """The first value, or one of another type than the column's so far."""
-        kind = type(value)
-        data = self.data
-        if data is None and kind in _WIDENING:
-            self.kind = kind
-            code = _WIDENING[kind][0]
-            self.data = array(code, bytes(array(code).itemsize * self.size))
-            self.set(index, value)
-            return
-        if data is None:
-            data = self.data = [None] * self.size
-        elif type(data) is array:
-            data = self._to_list()
-        data[index] = value
-
-    def get(self, index: int) -> Value | None:
-        data = self.data
-        if data is None:
-            return None
-        value: Value | None = data[index]
-        return bool(value) if self.kind is bool else value
-
-    def _widen(self, index: int, value: Value) -> None:
-        data = self.data
-        assert isinstance(data, array)
-        assert self.kind is not None
-        codes = _WIDENING[self.kind]
-        for code in codes[codes.index(data.typecode) + 1 :]:
-            try:
-                wider = array(code, data)  # the values kept must fit too
-                wider[index] = value
-            except OverflowError:
-                continue
-            self.data = wider
-            return
-        self._to_list()[index] = value
-
-    def _to_list(self) -> list[Value | None]:
-        data = self.data
-        assert isinstance(data, array)
-        kind = self.kind
-        values: list[Value | None] = [kind(v) if kind is bool else v for v in data]
-        self.data, self.kind = values, None
-        return values
+# A cell's code byte is quality + 3 * kind; the kind says how its value is kept.
+FLOAT, INT, BOOL, NONE, OBJECT = range(5)
+#: the largest int that a float column holds exactly
+EXACT_INT = 2**53
+#: the value column's types, narrowest first: each holds what the ones before it hold
+#: (an int of at most 2^53 included, as ``d`` does)
+_WIDENING = ("H", "i", "q", "d")
+KIND_OF_TYPE = {float: FLOAT, int: INT, bool: BOOL}
 
 
-class History:
-    """The last ``size`` published readings of one point, oldest first."""
+def kind_of(value: Value | None) -> int:
+    """How a value is kept: in the float column (FLOAT, INT, BOOL), not at all (NONE), or
+    by position (OBJECT)."""
+    kind = KIND_OF_TYPE.get(type(value), OBJECT)
+    if kind == INT and isinstance(value, int) and not -EXACT_INT <= value <= EXACT_INT:
+        return OBJECT
+    return NONE if value is None else kind
+
+
+class DeviceHistory:
+    """The kept readings of one device's ``points`` points, ``size`` per point."""
 
     __slots__ = (
-        "_errors", "_head", "_qualities", "_seq_base", "_seqs", "_times", "_values",
-        "count", "evicted_seq", "size",
+        "_base", "_codes", "_counts", "_errors", "_evicted", "_heads", "_objects", "_row",
+        "_rows", "_seqs", "_times", "_values", "points", "size",
     )  # fmt: skip
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, points: int, size: int) -> None:
+        self.points = points
         self.size = size
-        self.count = 0
-        self._head = 0  # where the next reading goes
-        # The seq of the newest reading dropped: resuming from before it would lose readings.
-        self.evicted_seq = 0
-        self._values = _Values(size)
-        self._times = array("d", bytes(8 * size))
-        self._seqs: array[int] = array("I", bytes(4 * size))
-        self._seq_base = 0
-        self._qualities = array("B", bytes(size))
-        self._errors: dict[int, str] = {}
+        # The columns are allocated when the first reading is kept (see ``_allocate``).
+        self._values: array[Any] = array("H")
+        self._times = array("d")
+        self._seqs: array[int] = array("I")
+        self._codes = array("B")
+        self._base = 0  # a kept seq is stored as seq - base (> 0)
+        self._objects: dict[int, Value] = {}  # cell -> value not kept in the float column
+        self._errors: dict[int, str] = {}  # cell -> error of a stale or bad reading
+        # per point, the offset of the newest seq dropped (0: none yet)
+        self._evicted: array[int] = array("I")
+        # While the rings are aligned: the next row of every ring, and how many are kept.
+        self._row = 0
+        self._rows = 0
+        # Once they are not: each point's own next position and count.
+        self._heads: array[int] | None = None
+        self._counts: array[int] | None = None
 
-    def __len__(self) -> int:
-        return self.count
+    def _allocate(self, first_seq: int) -> None:
+        cells = self.points * self.size
+        self._values = array("H", bytes(2 * cells))
+        self._times = array("d", bytes(8 * cells))
+        self._seqs = array("I", bytes(4 * cells))
+        self._codes = array("B", bytes(cells))
+        self._evicted = array("I", bytes(4 * self.points))
+        self._base = first_seq - 1
+
+    # -- writing ------------------------------------------------------------------------
+
+    def append_row(
+        self, values: Sequence[Value], codes: array[int], ts: float, first_seq: int,
+        objects_at: Sequence[int] = (),
+    ) -> None:  # fmt: skip
+        """Keep one good reading of every point, published with seqs ``first_seq`` on in
+        point order. ``codes`` holds each cell's code byte (:func:`kind_of` of the value,
+        times 3); ``objects_at`` the points whose kind is OBJECT (their float cell is 0)."""
+        if self._heads is not None:
+            for point, value in enumerate(values):
+                self.append(point, value, Quality.GOOD, ts, first_seq + point, None)
+            return
+        if not self._values:
+            self._allocate(first_seq)
+        n = self.points
+        row = self._row
+        low, high = row * n, row * n + n
+        if self._rows == self.size:
+            self._evicted[:] = self._seqs[low:high]
+        else:
+            self._rows += 1
+        self._row = row + 1 if row + 1 < self.size else 0
+        # Aligned rings have no errors (a stale or bad reading is appended point by point),
+        # but the row may hold values kept by position that this one replaces.
+        if self._objects:
+            for cell in range(low, high):
+                self._objects.pop(cell, None)
+        # every value but those at ``objects_at`` is a number, as the caller promised
+        numbers = cast("list[float]", list(values) if objects_at else values)
+        for point in objects_at:
+            self._objects[low + point] = values[point]
+            numbers[point] = 0
+        while True:
+            try:
+                self._values[low:high] = array(self._values.typecode, numbers)
+                break
+            except (OverflowError, TypeError):  # a value the column's type cannot hold
+                self._widen_values()
+        self._times[low:high] = array("d", (ts,)) * n
+        offset = first_seq - self._base
+        try:
+            self._seqs[low:high] = array(self._seqs.typecode, range(offset, offset + n))
+        except OverflowError:
+            self._widen_seqs()
+            self._seqs[low:high] = array("q", range(offset, offset + n))
+        self._codes[low:high] = codes
 
     def append(
-        self, value: Value | None, quality: Quality, ts: float, seq: int, error: str | None
-    ) -> None:
-        """Keep one published reading (a bad one's value is None and is not stored)."""
-        at = self._head
-        if self.count == self.size:
-            self.evicted_seq = self._seq_at(at)
+        self, point: int, value: Value | None, quality: Quality, ts: float, seq: int,
+        error: str | None,
+    ) -> None:  # fmt: skip
+        """Keep one published reading of one point (a bad one's value is None)."""
+        if not self._values:
+            self._allocate(seq)
+        heads, counts = self._unaligned()
+        n = self.points
+        head = heads[point]
+        cell = head * n + point
+        if counts[point] == self.size:
+            self._evicted[point] = self._seqs[cell]
         else:
-            if self.count == 0:
-                self._seq_base = seq
-            self.count += 1
-        self._head = at + 1 if at + 1 < self.size else 0
-        if value is not None:
-            self._values.set(at, value)
-        self._times[at] = ts
+            counts[point] += 1
+        heads[point] = head + 1 if head + 1 < self.size else 0
+        kind = kind_of(value)
+        number: float = 0
+        if kind == OBJECT:
+            self._objects[cell] = cast("Value", value)
+        else:
+            if self._objects:
+                self._objects.pop(cell, None)
+            number = cast("float", 0 if value is None else value)
+        while True:
+            try:
+                self._values[cell] = number
+                break
+            except (OverflowError, TypeError):
+                self._widen_values()
+        self._times[cell] = ts
         try:
-            self._seqs[at] = seq - self._seq_base
+            self._seqs[cell] = seq - self._base
         except OverflowError:
-            self._seqs = array("q", self._seqs)
-            self._seqs[at] = seq - self._seq_base
-        self._qualities[at] = _QUALITY_CODE[quality]
+            self._widen_seqs()
+            self._seqs[cell] = seq - self._base
+        self._codes[cell] = QUALITY_CODE[quality] + 3 * kind
         if error is not None:
-            self._errors[at] = error
+            self._errors[cell] = error
         elif self._errors:
-            self._errors.pop(at, None)
+            self._errors.pop(cell, None)
+
+    def _unaligned(self) -> tuple[array[int], array[int]]:
+        if self._heads is None or self._counts is None:
+            self._heads = array("I", (self._row,)) * self.points
+            self._counts = array("I", (self._rows,)) * self.points
+        return self._heads, self._counts
+
+    def _widen_values(self) -> None:
+        wider = _WIDENING[_WIDENING.index(self._values.typecode) + 1]
+        self._values = array(wider, self._values)
+
+    def _widen_seqs(self) -> None:
+        self._seqs = array("q", self._seqs)
+        self._evicted = array("q", self._evicted)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def count(self, point: int) -> int:
+        """How many readings of this point are kept."""
+        return self._rows if self._counts is None else self._counts[point]
+
+    def evicted_seq(self, point: int) -> int:
+        """The seq of the newest reading of this point dropped (0 if none was): resuming
+        from before it would lose readings."""
+        if not self._evicted:
+            return 0
+        offset = self._evicted[point]
+        return offset + self._base if offset else 0
+
+    def newest_evicted_seq(self) -> int:
+        """The highest :meth:`evicted_seq` of any point (0 if none was dropped)."""
+        offset = max(self._evicted, default=0)
+        return offset + self._base if offset else 0
+
+    def _cell(self, point: int) -> Callable[[int], int]:
+        """The cell of the k-th oldest kept reading of a point."""
+        head = self._row if self._heads is None else self._heads[point]
+        first = head - self.count(point)
+        size, n = self.size, self.points
+        return lambda k: ((first + k) % size) * n + point
 
     def readings(
-        self, device: str, point: str, unit: str | None, start: int = 0, stop: int | None = None
-    ) -> list[PublishedReading]:
-        """Kept readings ``start:stop`` (0 is the oldest kept), as PublishedReading objects."""
-        stop = self.count if stop is None else min(stop, self.count)
-        first = self._head - self.count
-        size = self.size
-        found = []
-        for k in range(start, stop):
-            at = (first + k) % size
-            quality = self._qualities[at]
-            found.append(
-                PublishedReading(
-                    device,
-                    point,
-                    None if quality == _BAD else self._values.get(at),
-                    unit,
-                    QUALITIES[quality],
-                    self._times[at],
-                    self._seq_at(at),
-                    self._errors.get(at),
-                )
-            )
-        return found
+        self, point: int, device: str, point_id: str, unit: str | None, start: int = 0,
+        stop: int | None = None,
+    ) -> list[PublishedReading]:  # fmt: skip
+        """Kept readings ``start:stop`` of a point (0 is the oldest kept), oldest first."""
+        count = self.count(point)
+        stop = count if stop is None else min(stop, count)
+        cells = list(map(self._cell(point), range(start, stop)))
+        return list(map(self._reading, cells, repeat(device), repeat(point_id), repeat(unit)))
 
-    def after_seq(self, seq: int) -> int:
-        """The position of the first kept reading published after ``seq``."""
-        return self._search(seq, self._seq_at, bisect.bisect_right)
+    def _reading(self, cell: int, device: str, point_id: str, unit: str | None) -> PublishedReading:
+        kind, quality = divmod(self._codes[cell], 3)
+        value: Value | None
+        if kind == FLOAT:
+            value = float(self._values[cell])
+        elif kind == INT:
+            value = int(self._values[cell])
+        elif kind == BOOL:
+            value = self._values[cell] != 0
+        elif kind == OBJECT:
+            value = self._objects[cell]
+        else:
+            value = None
+        return PublishedReading(
+            device, point_id, value, unit, QUALITIES[quality], self._times[cell],
+            self._seqs[cell] + self._base, self._errors.get(cell),
+        )  # fmt: skip
 
-    def at_or_after(self, ts: float) -> int:
-        """The position of the first kept reading read at or after ``ts``."""
-        times = self._times
-        return self._search(ts, times.__getitem__, bisect.bisect_left)
+    def after_seq(self, point: int, seq: int) -> int:
+        """The position of the first kept reading of a point published after ``seq``."""
+        cell, seqs, base = self._cell(point), self._seqs, self._base
+        return bisect.bisect_right(
+            range(self.count(point)), seq, key=lambda k: seqs[cell(k)] + base
+        )
 
-    def _seq_at(self, at: int) -> int:
-        return self._seqs[at] + self._seq_base
+    def at_or_after(self, point: int, ts: float) -> int:
+        """The position of the first kept reading of a point read at or after ``ts``."""
+        cell, times = self._cell(point), self._times
+        return bisect.bisect_left(range(self.count(point)), ts, key=lambda k: times[cell(k)])
 
-    def _search(
-        self, target: float, column: Callable[[int], float],
-        search: Callable[..., int],
-    ) -> int:  # fmt: skip
-        first = self._head - self.count
-        size = self.size
-        return search(range(self.count), target, key=lambda k: column((first + k) % size))
+    def copy_point(self, source: DeviceHistory, source_point: int, point: int) -> None:
+        """Take another history's readings of one point as this point's (a reload that
+        kept the point's definition); this history must have kept nothing of it yet."""
+        if not self._values:
+            self._allocate(1)  # seqs kept as they are: the copied ones are the oldest
+        for reading in source.readings(source_point, "", "", None):
+            self.append(point, reading.value, reading.quality, reading.ts or 0.0, reading.seq,
+                        reading.error)  # fmt: skip
+        evicted = source.evicted_seq(source_point)
+        if evicted:
+            self._evicted[point] = evicted - self._base

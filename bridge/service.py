@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from bridge import wire
@@ -14,7 +15,7 @@ from bridge.north.settings import mqtt_settings
 from bridge.poller import DeviceRuntime, LinkPoller
 from bridge.readings import PublishedReading
 from bridge.states import Status
-from bridge.store import Store
+from bridge.store import Store, frame_of
 from bridge.traffic import Traffic
 from drivers.base import (
     BadValue,
@@ -248,11 +249,11 @@ class Bridge:
     def poll_failed(self, device: DeviceRuntime, error: str, ts: float) -> None:
         self._publish(device.config.id, self.store.mark_stale(device.config.id, error))
 
-    def _publish(self, device_id: str, published: list[PublishedReading]) -> None:
+    def _publish(self, device_id: str, published: Sequence[PublishedReading]) -> None:
         """One poll's readings to the stream and north: the frame is encoded once for both."""
         if not published:
             return
-        whole = wire.readings(published) if self.north is not None else None
+        whole = frame_of(published) if self.north is not None or self.hub.subscribers else None
         self.hub.publish_readings(device_id, published, whole)
         if self.north is not None:
             self.north.readings(device_id, published, whole)
