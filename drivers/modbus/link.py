@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from drivers.base import BadValue, DriverError, Exchange, Link, PointFailure, ReadResult, Value
-from drivers.modbus.codec import decode_block, encode_bit, encode_value
+from drivers.modbus.codec import block_decoder, decode_block, encode_bit, encode_value
 from drivers.modbus.config import ModbusDevice, ModbusPoint
 from drivers.modbus.pdu import (
     ModbusRefusal,
     read_reply,
+    read_reply_data,
     read_request,
     write_coil_request,
     write_registers_request,
@@ -184,7 +185,13 @@ class ModbusLink(Link[ModbusDeviceT]):
         become a barrier; a single refused point is isolated and reported as failed.
         """
         try:
-            data = await self._request(plan.device, block)
+            if block.is_bits:
+                data = await self._request(plan.device, block)
+            else:
+                function = block.function_code
+                request = read_request(function, block.start, block.count)
+                reply = await self._exchange(plan.device, request)
+                raw = read_reply_data(function, block.count, reply)
         except ModbusRefusal as refusal:
             if refusal.code != ILLEGAL_ADDRESS:
                 for point in block.points:
@@ -204,8 +211,11 @@ class ModbusLink(Link[ModbusDeviceT]):
             if left_answered and right_answered:
                 plan.barriers.add(barrier_between(left, right))
             return False, True
-        for point, value in decode_block(block, data):
-            results[point.id] = value
+        if block.is_bits:
+            for point, value in decode_block(block, data):
+                results[point.id] = value
+        else:
+            block_decoder(block).decode_into(raw, results)
         if len(block.points) == 1 and block.points[0].id in plan.unreadable:
             # A point that came back (a device reconfigured) rejoins its neighbours' block.
             del plan.unreadable[block.points[0].id]

@@ -72,6 +72,15 @@ def read_reply(function: int, count: int, reply: bytes) -> list[int] | list[bool
     Raises ModbusRefusal for an exception reply to this function, ReplyMismatch for any
     reply that does not answer this read exactly.
     """
+    data = read_reply_data(function, count, reply)
+    if function in BIT_READS:
+        return [bool(data[i >> 3] >> (i & 7) & 1) for i in range(count)]
+    return list(struct.unpack(f">{count}H", data))
+
+
+def read_reply_data(function: int, count: int, reply: bytes) -> bytes:
+    """The data bytes of a reply to a read of ``count`` (two a register, big-endian, or the
+    bits packed eight a byte), checked as :func:`read_reply` checks them."""
     _check_function(function, reply)
     if len(reply) < 2:
         raise ReplyMismatch(f"a reply of {len(reply)} byte(s) to a read of function {function}")
@@ -82,9 +91,7 @@ def read_reply(function: int, count: int, reply: bytes) -> list[int] | list[bool
     data = reply[2:]
     if len(data) != expected:
         raise ReplyMismatch(f"{len(data)} data byte(s) for byte count {expected}")
-    if function in BIT_READS:
-        return [bool(data[i >> 3] >> (i & 7) & 1) for i in range(count)]
-    return list(struct.unpack(f">{count}H", data))
+    return data
 
 
 def write_reply(request: bytes, reply: bytes) -> None:
