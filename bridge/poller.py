@@ -8,7 +8,6 @@ writes) that wait their turn in the link's queue ahead of scheduled polls.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -105,7 +104,8 @@ class LinkPoller:
         self.devices = devices
         self.publisher = publisher
         self._jobs: deque[tuple[Callable[[], Awaitable[Any]], asyncio.Future[Any]]] = deque()
-        self._wake = asyncio.Event()
+        # set while ``run`` sleeps: a job that arrives wakes it early
+        self._waiter: asyncio.Future[None] | None = None
         self._link_failures = 0
         self._timeouts_in_a_row = 0
         self._link_error: str | None = None
@@ -150,7 +150,9 @@ class LinkPoller:
             raise LinkError(self._link_error)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._jobs.append((action, future))
-        self._wake.set()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         return await future
 
     async def poll(self, device: DeviceRuntime) -> DriverError | None:
@@ -280,8 +282,20 @@ class LinkPoller:
 
     async def _sleep(self, delay: float) -> None:
         """Sleep until the delay passes or a job arrives."""
-        self._wake.clear()
         if self._jobs:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        # A future and a timer rather than wait_for on an event: wait_for makes a task
+        # each time, and this runs once per poll.
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(delay, _wake_up, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+
+def _wake_up(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
