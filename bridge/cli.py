@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from bridge import __version__
+from bridge import __version__, event_loop
 
 try:
     from bridge.config import BridgeConfig, ConfigError, load_config
@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bridge.demo import run_demo
 
             _log_as_the_environment_says()
-            return asyncio.run(run_demo(args.port))
+            return event_loop.run(run_demo(args.port))
         source = _config_path(args.config)
         config = load_config(source)
         if args.command == "check":
@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(config.settings.log_level, config.settings.log_format)
         for warning in config.warnings:
             logging.getLogger("bridge.config").warning("%s", warning)
-        asyncio.run(serve_until_stopped(config))
+        event_loop.run(serve_until_stopped(config), config.settings.event_loop)
         return 0
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     #: permessage-deflate on the stream: off, because subscribers are usually on the same
     #: host and deflating costs many times the encoding (docs/performance.md)
     stream_compress: bool = False
+    #: uvloop's event loop when installed (bridge/event_loop.py), or asyncio's
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # Hostile clients (docs/reliability.md): names a request may give in Host, the most
     # connections at once, seconds to receive a request's headers (and, apart, its body).
     allowed_hosts: str = ""
