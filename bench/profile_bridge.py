@@ -26,7 +26,9 @@ FARM_PORT, BRIDGE_PORT = 5900, 5996
 
 
 PACKAGES = ("bridge/", "drivers/", "pymodbus/", "aiohttp/", "asyncio/", "json/", "gc")
-IDLE = "EpollSelector.select"
+#: leaves that are the loop waiting for I/O: asyncio's selector, or, on uvloop (whose loop is
+#: C code py-spy does not see into), the Python frame that entered the loop
+IDLE = ("EpollSelector.select", "Runner.run (asyncio/runners.py")
 
 
 def area(frames: list[str]) -> str:
@@ -80,7 +82,7 @@ def main() -> None:
         samples = int(count)
         leaf = frames[-1]
         if leaf.startswith(IDLE):
-            continue  # waiting for I/O: not work
+            continue  # waiting for I/O (on uvloop, with the loop's own C work): not counted
         total += samples
         by_leaf[leaf] += samples
         by_area[area(frames)] += samples

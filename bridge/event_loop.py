@@ -1,8 +1,9 @@
 """The event loop the service runs on: uvloop's when it is installed, else asyncio's.
 
 ``BRIDGE_EVENT_LOOP=uvloop`` (the default) takes uvloop, an event loop on libuv with the
-same interface as asyncio's and a cheaper callback, timer and socket path: at 100k points/s
-it costs the bridge about an eighth less CPU (docs/performance.md). ``asyncio`` takes the
+same interface as asyncio's and a cheaper callback, timer and socket path (at 100k
+points/s, 10-15 % less of the bridge's CPU in the runs of docs/performance.md, within
+that machine's noise in others). ``asyncio`` takes the
 standard library's loop, as does a platform without uvloop (it is not built for Windows).
 """
 

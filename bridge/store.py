@@ -101,8 +101,6 @@ class PollReadings(Sequence[PublishedReading]):
             return self._readings() == list(other)
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]
-
     def __repr__(self) -> str:
         return f"PollReadings({self._readings()!r})"
 
@@ -256,7 +254,7 @@ class Store:
             changed = list(compress(range(n), map(ne, values, state.values)))
         first = self.seq + 1
         self.seq += len(changed)
-        state.values = values  # type: ignore[assignment]
+        state.values = cast("list[Value | None]", values)  # read only from now on
         if len(changed) == n and not (plan.has_ints and _beyond_exact(values, plan)):
             state.seqs = list(range(first, first + n))
             state.history.append_row(values, plan.codes, ts, first, plan.objects_at)
