@@ -16,7 +16,7 @@ import time
 
 from bridge.hub import Hub
 from bridge.store import Store
-from drivers.modbus.codec import decode_block
+from drivers.modbus.blocks import decode_block
 from drivers.modbus.config import ModbusTcpDevice
 from drivers.modbus.planner import plan_reads
 

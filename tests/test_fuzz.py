@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from bridge.config import BridgeConfig, ConfigError, parse_config
 from bridge.yaml_load import YamlProblem, load_yaml
 from drivers.base import PointFailure
-from drivers.modbus.codec import decode_block
+from drivers.modbus.blocks import decode_block
 from drivers.modbus.config import ModbusPoint
 from drivers.modbus.link import ModbusRefusal
 from drivers.modbus.pdu import ReplyMismatch, read_reply, write_reply

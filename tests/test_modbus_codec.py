@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from drivers.base import BadValue, PointFailure, Value
+from drivers.modbus.blocks import decode_block
 from drivers.modbus.codec import (
     decode_bits,
-    decode_block,
     decode_registers,
     encode_bit,
     encode_value,

@@ -39,6 +39,11 @@ async def stalled_stream_client(url: str) -> socket.socket:
     return sock  # and never read again
 
 
+async def _read_until_closed(ws: aiohttp.ClientWebSocketResponse) -> None:
+    async for _ in ws:
+        pass
+
+
 async def metric(session: aiohttp.ClientSession, name: str) -> float:
     async with session.get("metrics") as response:
         for line in (await response.text()).splitlines():
@@ -71,6 +76,8 @@ async def test_a_client_that_stops_reading_is_let_go_and_its_slot_freed_at_once(
         async with session.ws_connect("api/v1/stream?device=wave") as ws:
             hello = await ws.receive_json(timeout=5)
             assert hello["type"] == "hello"
+            # the new client keeps up: it reads every frame while the old one is let go
+            reader = asyncio.create_task(_read_until_closed(ws))
             # the close handshake the stalled client never takes ends in an abort, counted
             await eventually(
                 lambda: metric(session, "device_bridge_stream_stalls_total"),
@@ -78,7 +85,15 @@ async def test_a_client_that_stops_reading_is_let_go_and_its_slot_freed_at_once(
             )
             server = running.runner.server
             assert server is not None
-            # only the new client's connection is left on the server
-            await eventually(lambda: len(server.connections) == 1, within=5)
+            stalled_end = stalled.getsockname()
+            # the stalled client's connection is gone from the server
+            await eventually(
+                lambda: all(
+                    c.transport is None or c.transport.get_extra_info("peername") != stalled_end
+                    for c in server.connections
+                ),
+                within=5,
+            )
+            reader.cancel()
     finally:
         stalled.close()

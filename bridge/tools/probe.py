@@ -20,7 +20,8 @@ from typing import Any, cast
 from bridge.config import BridgeConfig
 from bridge.registry import available_drivers
 from drivers.base import DriverError, PointFailure, Value
-from drivers.modbus.codec import decode_block, decode_registers
+from drivers.modbus.blocks import decode_block
+from drivers.modbus.codec import decode_registers
 from drivers.modbus.config import BIT_TABLES, NOTATION_TABLE, ModbusDevice, ModbusPoint, Table
 from drivers.modbus.layouts import LAYOUT_NAMES, decodings, layout_name
 from drivers.modbus.link import ModbusLink, plan_for

@@ -31,11 +31,10 @@ from struct import Struct
 
 from drivers.base import BadValue, PointFailure, Value, check_number
 from drivers.modbus.config import BIT_TABLES, REGISTER_WIDTH, ModbusPoint
-from drivers.modbus.planner import ReadBlock
 from drivers.scaling import NOT_FINITE, Scaling, decimal_places
 
 #: struct code and inclusive range of each integer type
-_INTEGERS: dict[str, tuple[str, int, int]] = {
+INTEGERS: dict[str, tuple[str, int, int]] = {
     "int16": ("h", -(2**15), 2**15 - 1),
     "uint16": ("H", 0, 2**16 - 1),
     "int32": ("i", -(2**31), 2**31 - 1),
@@ -48,12 +47,12 @@ _FLOATS: dict[str, str] = {"float32": "f", "float64": "d"}
 _FLOAT32 = Struct(">f")
 
 # Both take (registers, the block's registers packed big-endian, offset in registers).
-_Decode = Callable[[Sequence[int], bytes, int], "Value | PointFailure"]
+Decode = Callable[[Sequence[int], bytes, int], "Value | PointFailure"]
 _Raw = Callable[[Sequence[int], bytes, int], float]
 
 
 @lru_cache(maxsize=256)
-def _registers_struct(count: int, order: str = ">") -> Struct:
+def registers_struct(count: int, order: str = ">") -> Struct:
     return Struct(f"{order}{count}H")
 
 
@@ -66,7 +65,7 @@ def _float32_text(raw: float) -> str:
     return format(raw, ".9g")
 
 
-def _integer_decoder(raw: _Raw, scaling: Scaling) -> _Decode:
+def _integer_decoder(raw: _Raw, scaling: Scaling) -> Decode:
     if scaling.identity:
         return raw
     apply = scaling.apply
@@ -77,7 +76,7 @@ def _integer_decoder(raw: _Raw, scaling: Scaling) -> _Decode:
     return decode
 
 
-def _float_decoder(raw: _Raw, single: bool, scaling: Scaling) -> _Decode:
+def _float_decoder(raw: _Raw, single: bool, scaling: Scaling) -> Decode:
     apply = scaling.apply
 
     def decode(registers: Sequence[int], buffer: bytes, at: int) -> Value | PointFailure:
@@ -101,7 +100,7 @@ def _decoder(
     length: int | None,
     scale: float,
     offset: float,
-) -> tuple[int, _Decode]:
+) -> tuple[int, Decode]:
     """The width and decoder of one register layout (shared by all points that have it)."""
     if kind == "bool":
         if bit is None:
@@ -119,7 +118,7 @@ def _decoder(
                 return buffer[start : start + size].decode("latin-1").rstrip("\x00 ")
 
             return length, string
-        swapped = _registers_struct(length, "<").pack
+        swapped = registers_struct(length, "<").pack
 
         def swapped_string(
             registers: Sequence[int], buffer: bytes, at: int
@@ -132,7 +131,7 @@ def _decoder(
     width = REGISTER_WIDTH[kind]
     if width == 1:
         word_order = byte_order
-    code = _INTEGERS[kind][0] if kind in _INTEGERS else _FLOATS[kind]
+    code = INTEGERS[kind][0] if kind in INTEGERS else _FLOATS[kind]
     unpack = Struct(("<" if word_order == "little" else ">") + code).unpack_from
     raw: _Raw
     if byte_order == word_order:
@@ -143,35 +142,36 @@ def _decoder(
             return number
 
     else:
-        pack = _registers_struct(width, "<").pack
+        pack = registers_struct(width, "<").pack
 
         def raw(registers: Sequence[int], buffer: bytes, at: int) -> float:
             number: float = unpack(pack(*registers[at : at + width]))[0]
             return number
 
-    if kind in _INTEGERS:
+    if kind in INTEGERS:
         return width, _integer_decoder(raw, Scaling(scale, offset))
     return width, _float_decoder(raw, kind == "float32", Scaling(scale, offset))
 
 
 # Points by identity: building the layout key costs more than decoding a register. Entries
 # hold their point, so an id is not reused while it is a key; the bound covers reloads.
-_BY_POINT: dict[int, tuple[ModbusPoint, int, _Decode]] = {}
-_BY_POINT_MAX = 65536
+_BY_POINT: dict[int, tuple[ModbusPoint, int, Decode]] = {}
+CACHE_MAX = 65536
 
 
-def _compiled(point: ModbusPoint) -> tuple[int, _Decode]:
+def point_decoder(point: ModbusPoint) -> tuple[int, Decode]:
+    """The width and decoder of a register-table point (made once per point and kept)."""
     entry = _BY_POINT.get(id(point))
     if entry is not None and entry[0] is point:
         return entry[1], entry[2]
     width, decode = _layout(point)
-    if len(_BY_POINT) >= _BY_POINT_MAX:
+    if len(_BY_POINT) >= CACHE_MAX:
         _BY_POINT.clear()
     _BY_POINT[id(point)] = (point, width, decode)
     return width, decode
 
 
-def _layout(point: ModbusPoint) -> tuple[int, _Decode]:
+def _layout(point: ModbusPoint) -> tuple[int, Decode]:
     return _decoder(
         point.type,
         point.byte_order,
@@ -190,117 +190,15 @@ def decode_registers(point: ModbusPoint, registers: Sequence[int]) -> Value | Po
     """
     if point.table in BIT_TABLES:
         raise ValueError(f"point {point.id!r} is a {point.table}: use decode_bits")
-    width, decode = _compiled(point)
+    width, decode = point_decoder(point)
     if len(registers) != width:
         raise ValueError(f"point {point.id!r} takes {width} register(s), not {len(registers)}")
-    return decode(registers, _registers_struct(width).pack(*registers), 0)
+    return decode(registers, registers_struct(width).pack(*registers), 0)
 
 
 def decode_bits(point: ModbusPoint, bit: bool) -> bool:
     """The value of a coil or discrete-input point from its bit."""
     return bool(bit)
-
-
-class BlockDecoder:
-    """A block's points decoded in one pass over the reply: made once per block.
-
-    Points that read their registers as they are (an integer type, no scale or offset,
-    big-endian byte and word order, not overlapping the previous one) are unpacked together
-    by one ``Struct`` of the whole block, gaps skipped as pad bytes; every other point
-    (floats, scaled values, bools, strings, other orders, overlaps) has its own decoder.
-    """
-
-    __slots__ = ("_direct_ids", "_others", "_unpack", "block", "needs_registers")
-
-    def __init__(self, block: ReadBlock) -> None:
-        self.block = block
-        layout, cursor = [">"], 0
-        direct: list[str] = []
-        others: list[tuple[str, int, int, _Decode]] = []
-        for point in block.points:
-            at = point.address - block.start
-            width, decode = _compiled(point)
-            if _is_direct(point) and at >= cursor:
-                layout.append(f"{2 * (at - cursor)}x{_INTEGERS[point.type][0]}")
-                direct.append(point.id)
-                cursor = at + width
-            else:
-                others.append((point.id, at, width, decode))
-        self._direct_ids = tuple(direct)
-        self._unpack = Struct("".join(layout)).unpack_from
-        self._others = tuple(others)
-        #: whether the other points' decoders need the registers as numbers, too
-        self.needs_registers = bool(others)
-
-    def decode_into(self, data: bytes, results: dict[str, Value | PointFailure]) -> None:
-        """Decode every point from the block's data bytes (two a register, as received)
-        into ``results`` by point id. ``data`` must hold the whole block."""
-        results.update(zip(self._direct_ids, self._unpack(data), strict=True))
-        if self._others:
-            registers = _registers_struct(len(data) // 2).unpack(data)
-            for point_id, at, _, decode in self._others:
-                results[point_id] = decode(registers, data, at)
-
-
-def _is_direct(point: ModbusPoint) -> bool:
-    return (
-        point.type in _INTEGERS
-        and point.scaling.identity
-        and point.byte_order == "big"
-        and (point.width == 1 or point.word_order == "big")
-    )
-
-
-_DECODERS: dict[int, BlockDecoder] = {}
-
-
-def block_decoder(block: ReadBlock) -> BlockDecoder:
-    """The decoder of a register block (bit blocks have none), made once and kept."""
-    decoder = _DECODERS.get(id(block))
-    if decoder is None or decoder.block is not block:
-        if len(_DECODERS) >= _BY_POINT_MAX:
-            _DECODERS.clear()
-        decoder = _DECODERS[id(block)] = BlockDecoder(block)
-    return decoder
-
-
-def decode_block(
-    block: ReadBlock, data: Sequence[int] | Sequence[bool]
-) -> list[tuple[ModbusPoint, Value | PointFailure]]:
-    """Decode every point of a block from what the device answered, in the block's order.
-
-    ``data`` holds the block's registers (0..65535) or bits from ``block.start`` on; extra
-    items are ignored (bit answers come padded to bytes). When it is shorter than
-    ``block.count``, each point that does not fit entirely is a PointFailure.
-    """
-    start = block.start
-    have = min(len(data), block.count)
-    if block.is_bits:
-        short = _short(block, have)
-        return [
-            (point, bool(data[at]) if (at := point.address - start) < have else short)
-            for point in block.points
-        ]
-    registers = data if have == len(data) else data[:have]
-    buffer = _registers_struct(have).pack(*registers)
-    if have == block.count:
-        results: dict[str, Value | PointFailure] = {}
-        block_decoder(block).decode_into(buffer, results)
-        return [(point, results[point.id]) for point in block.points]
-    short = _short(block, have)
-    decoded: list[tuple[ModbusPoint, Value | PointFailure]] = []
-    for point in block.points:
-        width, decode = _compiled(point)
-        at = point.address - start
-        decoded.append((point, decode(registers, buffer, at) if at + width <= have else short))
-    return decoded
-
-
-def _short(block: ReadBlock, have: int) -> PointFailure:
-    return PointFailure(
-        f"the device answered {have} of the {block.count} "
-        f"{'bits' if block.is_bits else 'registers'} asked for"
-    )
 
 
 def encode_bit(register: int, bit: int, value: bool, *, byte_order: str = "big") -> int:
@@ -321,8 +219,8 @@ def _value_bytes(point: ModbusPoint, value: Value) -> bytes:
     raw = point.scaling.invert(point.id, number)
     order = _value_order(point)
     kind = point.type
-    if kind in _INTEGERS:
-        code, low, high = _INTEGERS[kind]
+    if kind in INTEGERS:
+        code, low, high = INTEGERS[kind]
         if isinstance(raw, float):
             if not math.isfinite(raw):
                 raise BadValue(f"{value!r} is out of range for point {point.id!r}")
@@ -367,7 +265,7 @@ def encode_value(point: ModbusPoint, value: Value) -> list[int] | bool:
     # the inverse of decoding, which packs registers big-endian when the byte order agrees
     # with the value's order and little-endian otherwise
     agree = (point.byte_order == "little") == (_value_order(point) == "<")
-    return list(_registers_struct(point.width, ">" if agree else "<").unpack(data))
+    return list(registers_struct(point.width, ">" if agree else "<").unpack(data))
 
 
 def _encode_string(point: ModbusPoint, value: Value) -> list[int]:
@@ -384,4 +282,4 @@ def _encode_string(point: ModbusPoint, value: Value) -> list[int]:
         )
     data = data.ljust(2 * length, b"\x00")
     order = ">" if point.byte_order == "big" else "<"
-    return list(_registers_struct(length, order).unpack(data))
+    return list(registers_struct(length, order).unpack(data))

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from drivers.base import BadValue, DriverError, Exchange, Link, PointFailure, ReadResult, Value
-from drivers.modbus.codec import block_decoder, decode_block, encode_bit, encode_value
+from drivers.modbus.blocks import block_decoder, decode_block
+from drivers.modbus.codec import encode_bit, encode_value
 from drivers.modbus.config import ModbusDevice, ModbusPoint
 from drivers.modbus.pdu import (
     ModbusRefusal,
