@@ -72,21 +72,20 @@ class Store:
             if types == state.types:
                 return self._good_poll(state, values, plan, ts)
             if GOOD not in state.qualities:  # the first poll, or every point back at once
-                state.qualities = [GOOD] * len(values)
-                state.errors = [None] * len(values)
-                state.types = types
-                return self._good_poll(state, values, plan, ts, every=True)
+                return self._good_poll(state, values, plan, ts, every=types)
         return self._poll_by_point(state, values, ts)
 
     def _good_poll(
         self, state: DeviceState, values: list[Value], plan: RowPlan, ts: float,
-        every: bool = False,
+        every: tuple[type, ...] | None = None,
     ) -> PollReadings:  # fmt: skip
-        """Every point good now, with values of the types of ``state.types``; good before
-        too (then the changed ones are published), or ``every`` point is published."""
+        """Every point good now: good before too, with values of the types of
+        ``state.types`` (the changed ones are published), or none good before, and then
+        ``every`` point is published, its values of these types."""
         n = len(values)
         state.ts = [ts] * n
-        if every:
+        if every is not None:
+            state.qualities, state.errors, state.types = [GOOD] * n, [None] * n, every
             changed: list[int] = list(range(n))
         elif values == state.values:
             return PollReadings(state, (), [], ts, self.seq + 1)

@@ -31,7 +31,7 @@ class BlockDecoder:
     (floats, scaled values, bools, strings, other orders, overlaps) has its own decoder.
     """
 
-    __slots__ = ("_direct_ids", "_others", "_unpack", "block", "needs_registers")
+    __slots__ = ("_direct_ids", "_others", "_unpack", "block")
 
     def __init__(self, block: ReadBlock) -> None:
         self.block = block
@@ -50,8 +50,6 @@ class BlockDecoder:
         self._direct_ids = tuple(direct)
         self._unpack = Struct("".join(layout)).unpack_from
         self._others = tuple(others)
-        #: whether the other points' decoders need the registers as numbers, too
-        self.needs_registers = bool(others)
 
     def decode_into(self, data: bytes, results: dict[str, Value | PointFailure]) -> None:
         """Decode every point from the block's data bytes (two a register, as received)

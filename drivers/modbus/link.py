@@ -21,9 +21,9 @@ from drivers.modbus.codec import encode_bit, encode_value
 from drivers.modbus.config import ModbusDevice, ModbusPoint
 from drivers.modbus.pdu import (
     ModbusRefusal,
-    read_reply,
     read_reply_data,
     read_request,
+    read_values,
     write_coil_request,
     write_registers_request,
     write_reply,
@@ -115,9 +115,15 @@ class ModbusLink(Link[ModbusDeviceT]):
 
         Raises ModbusRefusal for an exception reply, another DriverError for anything else.
         """
+        return read_values(
+            block.function_code, block.count, await self._request_data(device, block)
+        )
+
+    async def _request_data(self, device: ModbusDevice, block: ReadBlock) -> bytes:
+        """One read of a block: the data bytes of its checked reply; raises as ``_request``."""
         function = block.function_code
         request = read_request(function, block.start, block.count)
-        return read_reply(function, block.count, await self._exchange(device, request))
+        return read_reply_data(function, block.count, await self._exchange(device, request))
 
     async def _write_registers(self, device: ModbusDevice, address: int, values: list[int]) -> None:
         """Write holding registers (function 6 for one, 16 for more); raise as ``_request``."""
@@ -186,13 +192,7 @@ class ModbusLink(Link[ModbusDeviceT]):
         become a barrier; a single refused point is isolated and reported as failed.
         """
         try:
-            if block.is_bits:
-                data = await self._request(plan.device, block)
-            else:
-                function = block.function_code
-                request = read_request(function, block.start, block.count)
-                reply = await self._exchange(plan.device, request)
-                raw = read_reply_data(function, block.count, reply)
+            data = await self._request_data(plan.device, block)
         except ModbusRefusal as refusal:
             if refusal.code != ILLEGAL_ADDRESS:
                 for point in block.points:
@@ -213,10 +213,11 @@ class ModbusLink(Link[ModbusDeviceT]):
                 plan.barriers.add(barrier_between(left, right))
             return False, True
         if block.is_bits:
-            for point, value in decode_block(block, data):
+            bits = read_values(block.function_code, block.count, data)
+            for point, value in decode_block(block, bits):
                 results[point.id] = value
         else:
-            block_decoder(block).decode_into(raw, results)
+            block_decoder(block).decode_into(data, results)
         if len(block.points) == 1 and block.points[0].id in plan.unreadable:
             # A point that came back (a device reconfigured) rejoins its neighbours' block.
             del plan.unreadable[block.points[0].id]

@@ -72,7 +72,11 @@ def read_reply(function: int, count: int, reply: bytes) -> list[int] | list[bool
     Raises ModbusRefusal for an exception reply to this function, ReplyMismatch for any
     reply that does not answer this read exactly.
     """
-    data = read_reply_data(function, count, reply)
+    return read_values(function, count, read_reply_data(function, count, reply))
+
+
+def read_values(function: int, count: int, data: bytes) -> list[int] | list[bool]:
+    """The registers or bits in the data bytes of a checked reply (:func:`read_reply_data`)."""
     if function in BIT_READS:
         return [bool(data[i >> 3] >> (i & 7) & 1) for i in range(count)]
     return list(struct.unpack(f">{count}H", data))
