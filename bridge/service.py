@@ -69,7 +69,7 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
     while pending:
         # Cancel again until every task has ended: a cancellation that arrives together
         # with an answer can be lost inside a library (asyncio.wait_for before Python 3.12
-        # returns the answer instead, and pymodbus uses it), and the poller polls on.
+        # returns the answer instead, and a library may use it), and the poller polls on.
         for task in pending:
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=0.1)
