@@ -1,11 +1,15 @@
 """Change → subscriber latency of the bridge, p50/p99, with 1 and with 1000 subscribers.
 
 The farm's device ``d0`` holds in registers 0-2 the time (ms) at which its values last
-changed, every ``--change-ms`` (130: not in step with the polls); the bridge polls it
-every ``--interval-ms``; subscribers
-in several processes of their own (so that the clients are not what is measured) take
-the time each frame arrives. Latency includes the wait for the next poll, so its floor
-is about the interval. Also printed: whether the poll rate held, and the bridge's CPU.
+changed, every ``--change-ms``; the bridge polls it every ``--interval-ms``; subscribers
+in several processes of their own (so that the clients are not what is measured) note
+when each frame reached their socket (``bench/subscribers.py --clock``). Latency includes
+the wait for the next poll, so it spreads over the interval. 137 ms and 100 ms have no
+common factor, so a run's changes fall at every millisecond of the poll interval in turn,
+as changes at random times would; a period such as 130 ms would only ever fall at ten
+points 10 ms apart, and a tenth of the frames would wait the longest. Also printed: the
+p99 by the time the clients read the frames, whether the poll rate held, and the
+bridge's CPU.
 
     .venv/bin/python bench/latency.py --subscribers 1 1000
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -32,8 +37,18 @@ def polls(port: int) -> int:
         return int(json.load(answer)["stats"]["polls"])
 
 
+def pin(process: subprocess.Popen[bytes], cores: set[int] | None) -> None:
+    """Keep a process (its main thread: the bridge's event loop) on these cores."""
+    if cores:
+        os.sched_setaffinity(process.pid, cores)
+
+
 def run(
-    count: int, processes: int, args: argparse.Namespace, bridge: subprocess.Popen[bytes]
+    count: int,
+    processes: int,
+    args: argparse.Namespace,
+    bridge: subprocess.Popen[bytes],
+    others: set[int] | None,
 ) -> None:
     url = f"ws://127.0.0.1:{BRIDGE_PORT}/api/v1/stream"
     spread = min(processes, count)
@@ -57,17 +72,23 @@ def run(
         )
         for i in range(spread)
     ]
+    for client in clients:
+        pin(client, others)
     time.sleep(max(0.0, t0 - time.time()))
     polls0, cpu0 = polls(BRIDGE_PORT), peers.cpu_seconds(bridge.pid)
     time.sleep(max(0.0, t1 - time.time()))
     polls1, cpu1 = polls(BRIDGE_PORT), peers.cpu_seconds(bridge.pid)
-    latencies = sorted(x for c in clients for x in json.loads(c.communicate()[0])["latencies"])
+    counts = [json.loads(c.communicate()[0]) for c in clients]
+    latencies = sorted(x for c in counts for x in c["latencies"])
+    read = sorted(x for c in counts for x in c["read_latencies"])
     expected_frames = count * args.seconds * 1000 / args.change_ms
     held = (polls1 - polls0) / (args.seconds * 1000 / args.interval_ms)
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[int(len(latencies) * 0.99)] * 1000
+    read_p99 = read[int(len(read) * 0.99)] * 1000
     print(
         f"| {count} | {p50:.1f} ms | {p99:.1f} ms | {latencies[-1] * 1000:.1f} ms | "
+        f"{read_p99:.1f} ms | "
         f"{len(latencies) / expected_frames:.1%} | {held:.1%} | "
         f"{(cpu1 - cpu0) / args.seconds:.1%} |",
         flush=True,
@@ -77,10 +98,17 @@ def run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 1000])
-    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument(
+        "--shared-cores",
+        action="store_true",
+        help="let the clients and the farm run on the bridge's core too",
+    )
     parser.add_argument("--registers", type=int, default=10)
     parser.add_argument("--interval-ms", type=int, default=100)
-    parser.add_argument("--change-ms", type=int, default=130, help="not a multiple of the interval")
+    parser.add_argument(
+        "--change-ms", type=int, default=137, help="no common factor with the interval"
+    )
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args()
@@ -90,16 +118,24 @@ def main() -> None:
             Path(folder), 1, args.registers, args.interval_ms / 1000, FARM_PORT
         )
         bridge = peers.start_bridge(Path(folder), config, BRIDGE_PORT, 1000)
+        cores = os.sched_getaffinity(0)
+        others = None if args.shared_cores or len(cores) < 2 else cores - {min(cores)}
+        pin(bridge, others and {min(cores)})
+        pin(farm, others)
         try:
+            where = f"; the bridge on core {min(cores)}, the rest on {sorted(others or ())}"
             print(
                 f"1 device × {args.registers} registers every {args.interval_ms} ms, "
                 f"values changing every {args.change_ms} ms; "
-                f"subscribers over {args.processes} processes"
+                f"subscribers over {args.processes} processes" + where * bool(others)
             )
-            print("| subscribers | p50 | p99 | max | frames | poll rate held | bridge CPU |")
-            print("|---:|---:|---:|---:|---:|---:|---:|")
+            print(
+                "| subscribers | p50 | p99 | max | p99 read | frames | poll rate held "
+                "| bridge CPU |"
+            )
+            print("|---:|---:|---:|---:|---:|---:|---:|---:|")
             for count in args.subscribers:
-                run(count, args.processes, args, bridge)
+                run(count, args.processes, args, bridge, others)
         finally:
             peers.stop(bridge)
             peers.stop(farm)

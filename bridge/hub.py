@@ -7,6 +7,13 @@ frame, built once per published frame (:mod:`bridge.wsframe`), written straight 
 transport; any other gets it in its bounded queue, which its connection's sender task
 empties in order. A subscriber whose queue is full is marked ``overflowed`` and asked to
 close (1013: it may resume by ``seq``).
+
+The subscribers that take everything and have nothing pending are kept apart, each with
+its transport: a published frame is written to those in one pass over the transports,
+without touching the subscribers themselves (with a thousand of them, looking at each
+one's state cost more than a third of the fan-out). A subscriber leaves that list the
+moment anything is pending for it, it changes its filter, it is asked to close or its
+connection detaches it, and rejoins once its queue is empty again.
 """
 
 from __future__ import annotations
@@ -21,8 +28,8 @@ from bridge.readings import PublishedReading
 
 #: a close code and its reason, as the stream sends them
 Closing = tuple[int, bytes]
-#: distinct published frames whose WebSocket framing is kept for the next subscribers
-FRAMINGS_KEPT = 16
+#: a frame as the hub sends it: the payload, and its WebSocket frame for direct writes
+Framed = tuple[bytes, bytes]
 
 
 class Subscriber:
@@ -32,56 +39,66 @@ class Subscriber:
     on a frame offered while nothing is pending is written to the transport at once.
     """
 
-    def __init__(self, queue_size: int) -> None:
+    __slots__ = (
+        "_hub", "_transport", "closing", "filter", "on_close", "overflowed", "pending",
+        "queue",
+    )  # fmt: skip
+
+    def __init__(self, hub: Hub, queue_size: int) -> None:
+        self._hub = hub
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=queue_size)
         self.filter = EVERYTHING
         self.overflowed = asyncio.Event()
         self.closing: Closing | None = None
         #: set by the connection: called once, when the hub asks it to close
         self.on_close: Callable[[Closing], None] | None = None
-        #: set by the connection's sender while it writes a frame taken from the queue
-        self.sending = False
+        #: frames put in the queue and not yet sent: the connection's sender lowers it
+        #: once a frame it took is written
+        self.pending = 0
         self._transport: asyncio.WriteTransport | None = None
-        self._closed: Callable[[], bool] = lambda: False
 
-    def attach(self, transport: asyncio.WriteTransport, closed: Callable[[], bool]) -> None:
+    def attach(self, transport: asyncio.WriteTransport) -> None:
         """Let frames be written straight to ``transport`` while nothing is pending.
 
         Only for a connection whose frames are plain (:func:`bridge.wsframe.text_frame`:
-        no compression) and whose other writes are whole frames; ``closed`` tells when
-        it has sent (or is sending) its close frame, after which nothing may follow.
+        no compression) and whose other writes are whole frames. The connection must
+        :meth:`detach` before it sends its close frame: nothing may follow that.
         """
-        self._transport, self._closed = transport, closed
+        self._transport = transport
+        self._hub._place(self)
 
     def detach(self) -> None:
         """Frames go to the queue only, from now on."""
         self._transport = None
+        self._hub._place(self)
 
-    def idle(self) -> bool:
-        """True if a frame offered now may be written at once without overtaking any."""
-        transport = self._transport
-        return (
-            transport is not None
-            and not self.sending
-            and self.queue.empty()
-            and transport.get_write_buffer_size() == 0
-            and not transport.is_closing()
-            and not self._closed()
-        )
+    def direct_transport(self) -> asyncio.WriteTransport | None:
+        """The transport to write to at once if this subscriber takes every frame and
+        nothing is pending for it; else None."""
+        if self.closing is None and not self.pending and self.filter.everything:
+            return self._transport
+        return None
 
     def set_filter(self, devices: Iterable[str], points: Iterable[str]) -> None:
         """Replace the filter: device ids and ``device/point`` names; both empty = all."""
         self.filter = Filter(devices, points)
+        self._hub._place(self)
 
-    def offer(self, frame: bytes, framing: Callable[[bytes], bytes] = wsframe.text_frame) -> bool:
-        """Send a frame: written at once if :meth:`idle` (``framing`` gives its bytes on
-        the wire), else queued; False (and asked to close) if the subscriber cannot keep
-        up."""
+    def offer(self, frame: bytes, framed: bytes | None = None) -> bool:
+        """Send a frame: written at once (as ``framed``, its WebSocket frame, if given)
+        when that cannot overtake anything (attached, nothing pending, the transport's
+        buffer empty and the transport open), else queued; False (and asked to close) if
+        the subscriber cannot keep up."""
         if self.closing is not None:
             return True
-        if self.idle():
-            assert self._transport is not None
-            self._transport.write(framing(frame))
+        transport = self._transport
+        if (
+            transport is not None
+            and not self.pending
+            and not transport.get_write_buffer_size()
+            and not transport.is_closing()
+        ):
+            transport.write(wsframe.text_frame(frame) if framed is None else framed)
             return True
         try:
             self.queue.put_nowait(frame)
@@ -89,13 +106,23 @@ class Subscriber:
             self.overflowed.set()
             self.close(wire.TOO_SLOW)
             return False
+        self.pending += 1
+        if self.pending == 1:
+            self._hub._place(self)
         return True
+
+    def sent(self) -> None:
+        """The connection's sender has written a frame it took from the queue."""
+        self.pending -= 1
+        if not self.pending:
+            self._hub._place(self)
 
     def close(self, closing: Closing) -> None:
         """Ask the connection to close with this code and reason (once)."""
         if self.closing is not None:
             return
         self.closing = closing
+        self._hub._place(self)
         if self.on_close is not None:
             self.on_close(closing)
 
@@ -109,12 +136,16 @@ class Hub:
         self.overflows = 0
         #: subscribers whose close handshake did not finish in time: their connection was cut
         self.stalls = 0
-        self._framings: dict[bytes, bytes] = {}
+        # ``subscribers`` in two: those written to in one pass (Subscriber.direct_transport), with
+        # their transports, and all the others
+        self._direct: dict[Subscriber, asyncio.WriteTransport] = {}
+        self._others: set[Subscriber] = set()
 
     def subscribe(self) -> Subscriber:
         """A new subscriber that receives every frame published from now on."""
-        subscriber = Subscriber(self.queue_size)
+        subscriber = Subscriber(self, self.queue_size)
         self.subscribers.add(subscriber)
+        self._others.add(subscriber)
         return subscriber
 
     def close_all(self) -> None:
@@ -124,6 +155,20 @@ class Hub:
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.discard(subscriber)
+        self._direct.pop(subscriber, None)
+        self._others.discard(subscriber)
+
+    def _place(self, subscriber: Subscriber) -> None:
+        """Put a subscriber whose state changed on the side it now belongs to."""
+        if subscriber not in self.subscribers:
+            return
+        transport = subscriber.direct_transport()
+        if transport is None:
+            self._direct.pop(subscriber, None)
+            self._others.add(subscriber)
+        else:
+            self._direct[subscriber] = transport
+            self._others.discard(subscriber)
 
     def publish_readings(
         self, device: str, readings: Sequence[PublishedReading], whole: bytes | None = None
@@ -132,47 +177,62 @@ class Hub:
 
         The frame is encoded once for all subscribers that take the whole device (or given
         as ``whole``, already encoded for north), and once per distinct filter for the
-        others; every subscriber gets the same bytes.
+        others; every subscriber gets the same bytes, and the same WebSocket frame.
         """
         if not readings or not self.subscribers:
             return
-        by_filter: dict[Filter, bytes | None] = {}
-        for subscriber in list(self.subscribers):
+        others = tuple(self._others)  # before the one pass moves any subscriber here
+        whole_framed: Framed | None = None
+        if self._direct:
+            payload = wire.readings(readings) if whole is None else whole
+            whole_framed = (payload, wsframe.text_frame(payload))
+            self._write_direct(whole_framed)
+        by_filter: dict[Filter, Framed | None] = {}
+        framed: Framed | None
+        for subscriber in others:
             wanted = subscriber.filter
             if wanted.whole(device):
-                if whole is None:
-                    whole = wire.readings(readings)
-                frame: bytes | None = whole
+                if whole_framed is None:
+                    payload = wire.readings(readings) if whole is None else whole
+                    whole_framed = (payload, wsframe.text_frame(payload))
+                framed = whole_framed
             elif wanted in by_filter:
-                frame = by_filter[wanted]
+                framed = by_filter[wanted]
             else:
                 named = wanted.points_of(device)
                 chosen = [r for r in readings if r.point in named]
-                frame = by_filter[wanted] = wire.readings(chosen) if chosen else None
-            if frame is not None:
-                self._offer(subscriber, frame)
+                if chosen:
+                    payload = wire.readings(chosen)
+                    framed = by_filter[wanted] = (payload, wsframe.text_frame(payload))
+                else:
+                    framed = by_filter[wanted] = None
+            if framed is not None:
+                self._offer(subscriber, framed)
 
     def publish_status(self, device: str, frame: dict[str, Any]) -> None:
         """Send a ``status`` frame (:func:`bridge.wire.status`) to subscribers interested
         in the device, encoded once."""
-        encoded: bytes | None = None
-        for subscriber in list(self.subscribers):
+        framed: Framed | None = None
+        for subscriber in tuple(self.subscribers):
             if subscriber.filter.touches(device):
-                encoded = encoded or wire.encode(frame)
-                self._offer(subscriber, encoded)
+                if framed is None:
+                    encoded = wire.encode(frame)
+                    framed = (encoded, wsframe.text_frame(encoded))
+                self._offer(subscriber, framed)
 
-    def _offer(self, subscriber: Subscriber, frame: bytes) -> None:
-        was_closing = subscriber.closing is not None
-        if not subscriber.offer(frame, self._framing) and not was_closing:
+    def _write_direct(self, framed: Framed) -> None:
+        """Write a frame to every transport of the one-pass list whose buffer is empty;
+        a subscriber whose buffer is not gets it queued (and so leaves the list)."""
+        data = framed[1]
+        backed_up: list[Subscriber] = []
+        for subscriber, transport in self._direct.items():
+            if transport.get_write_buffer_size() or transport.is_closing():
+                backed_up.append(subscriber)
+            else:
+                transport.write(data)
+        for subscriber in backed_up:
+            self._offer(subscriber, framed)
+
+    def _offer(self, subscriber: Subscriber, framed: Framed) -> None:
+        if not subscriber.offer(*framed):
             self.overflows += 1
-
-    def _framing(self, payload: bytes) -> bytes:
-        """The payload's WebSocket frame, built once for all the subscribers it is sent to."""
-        # bytes keep their hash, and a lookup tries identity first: one published frame is
-        # hashed once however many subscribers it goes to
-        framed = self._framings.get(payload)
-        if framed is None:
-            if len(self._framings) >= FRAMINGS_KEPT:
-                self._framings.clear()
-            framed = self._framings[payload] = wsframe.text_frame(payload)
-        return framed

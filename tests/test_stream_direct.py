@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import WSMsgType
 from conftest import BridgeFactory, eventually, get_json, tcp_device
 
@@ -101,3 +102,95 @@ async def test_with_compression_on_a_client_that_offers_it_gets_every_change(
     received = seqs(frames)
     assert len(received) >= 20 * 20
     assert received == list(range(received[0], received[-1] + 1))
+
+
+async def test_clients_that_read_stall_or_filter_side_by_side_each_get_their_readings_once(
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
+) -> None:
+    """Subscribers that take everything are written to in one pass; one of them stalling,
+    catching up, or choosing a filter moves it out of that pass and back: no reading is
+    lost or sent twice, to it or to the others."""
+    running, session = await wave_bridge(simulator, bridge_factory, 120, 0.002)
+    hub = running.bridge.hub
+    readers = [await session.ws_connect("api/v1/stream", max_msg_size=0) for _ in range(3)]
+    staller = await session.ws_connect("api/v1/stream", max_msg_size=0)
+    narrow = await session.ws_connect("api/v1/stream?point=wave/flow_007", max_msg_size=0)
+    received: dict[int, list[Frame]] = {i: [] for i in range(5)}
+
+    async def read(i: int, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for message in ws:
+            received[i].append(json.loads(message.data))
+
+    tasks = [asyncio.create_task(read(i, ws)) for i, ws in enumerate([*readers, narrow])]
+    try:
+        await eventually(lambda: any(s.queue.qsize() > 0 for s in hub.subscribers), within=10)
+        tasks.append(asyncio.create_task(read(4, staller)))  # it catches up
+        await eventually(lambda: all(s.queue.empty() for s in hub.subscribers), within=10)
+        # the first reader turns to one point, and back to everything
+        await readers[0].send_json({"op": "subscribe", "points": ["wave/flow_003"]})
+        await eventually(lambda: sum(f["type"] == "snapshot" for f in received[0]) == 2, 10)
+        await readers[0].send_json({"op": "subscribe"})
+        await eventually(lambda: sum(f["type"] == "snapshot" for f in received[0]) == 3, 10)
+        caught_up = (await get_json(session, "api/v1/readings?device=wave"))["seq"]
+        await eventually(
+            lambda: all(any(s > caught_up for s in seqs(f)) for f in received.values()), 10
+        )
+    finally:
+        for task in tasks:
+            task.cancel()
+        for ws in [*readers, staller, narrow]:
+            await ws.close()
+    for i in (1, 2, 4):
+        got = seqs(received[i])
+        assert got == list(range(got[0], got[-1] + 1)), i
+    narrowed = [r for f in received[3] if f["type"] == "readings" for r in f["readings"]]
+    assert {r["point"] for r in narrowed} == {"flow_007"}
+    assert [r["seq"] for r in narrowed] == sorted({r["seq"] for r in narrowed})
+    switched = [r["seq"] for f in received[0] if f["type"] == "readings" for r in f["readings"]]
+    assert switched == sorted(set(switched))  # in order, none twice, across the switches
+    assert hub.overflows == 0
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [
+        pytest.param(b"\x88\x82\0\0\0\0\x03\xe8", id="the-client-closes"),
+        # reserved bits set with no extension: a protocol error, which the bridge answers
+        # with its close frame and then waits for the client's
+        pytest.param(b"\xa1\x80\0\0\0\0", id="a-protocol-error"),
+    ],
+)
+async def test_nothing_follows_the_close_frame_the_bridge_sends_mid_stream(
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory, ending: bytes
+) -> None:
+    """The bridge closes a connection while frames stream at it; its close frame is the
+    last thing on the wire (frames written straight to the socket stop before it)."""
+    running, _ = await wave_bridge(simulator, bridge_factory, 50, 0.001)
+    host, port = running.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        f"GET /api/v1/stream HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 101")
+    stream = b""
+    while stream.count(b'"readings"') < 50:
+        stream += await asyncio.wait_for(reader.read(65536), 10)
+    writer.write(ending)  # masked with a zero key
+    while chunk := await asyncio.wait_for(reader.read(65536), 10):
+        stream += chunk
+    writer.close()
+    opcodes, at = [], 0
+    while at < len(stream):
+        length, head_size = stream[at + 1] & 0x7F, 2
+        if length == 126:
+            length, head_size = int.from_bytes(stream[at + 2 : at + 4]), 4
+        elif length == 127:
+            length, head_size = int.from_bytes(stream[at + 2 : at + 10]), 10
+        opcodes.append(stream[at] & 0x0F)
+        at += head_size + length
+    assert at == len(stream)  # whole frames only
+    assert opcodes.count(0x8) == 1
+    assert opcodes[-1] == 0x8

@@ -37,6 +37,24 @@ SEND_BUFFER = 64 * 1024
 CLOSE_TIMEOUT = 1.0
 
 
+class StreamSocket(web.WebSocketResponse):
+    """aiohttp's WebSocket response, detaching its subscriber before any close frame.
+
+    aiohttp sends a close frame itself in some cases (the client's close, a protocol
+    error), always through :meth:`close`; the hub writes frames straight to the transport,
+    and none may follow a close frame.
+    """
+
+    subscriber: Subscriber | None = None
+
+    async def close(
+        self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
+    ) -> bool:
+        if self.subscriber is not None:
+            self.subscriber.detach()
+        return await super().close(code=code, message=message, drain=drain)
+
+
 async def close_bounded(
     request: web.Request, ws: web.WebSocketResponse, code: int, message: bytes = b""
 ) -> bool:
@@ -99,7 +117,7 @@ async def handler(request: web.Request) -> web.StreamResponse:
     devices, points = filters(bridge, request, frozenset({"since", "boot"}))
     since = _since(request)
     boot = request.query.get("boot")
-    ws = web.WebSocketResponse(
+    ws = StreamSocket(
         heartbeat=30.0,
         max_msg_size=MAX_CLIENT_MESSAGE,
         compress=bridge.settings.stream_compress,
@@ -139,7 +157,7 @@ async def handler(request: web.Request) -> web.StreamResponse:
 
 
 async def _serve(
-    bridge: Bridge, request: web.Request, ws: web.WebSocketResponse, subscriber: Subscriber
+    bridge: Bridge, request: web.Request, ws: StreamSocket, subscriber: Subscriber
 ) -> None:
     """Send queued frames from one task and read the client's messages in this one.
 
@@ -157,7 +175,8 @@ async def _serve(
     # aiohttp writes each of its own frames (pings, pongs, close) whole and without an
     # await in between, so whole frames written beside them cannot interleave with them
     if not ws.compress and request.transport is not None:
-        subscriber.attach(request.transport, lambda: ws.closed)
+        ws.subscriber = subscriber
+        subscriber.attach(request.transport)
     if subscriber.closing is not None:
         close(subscriber.closing)
     try:
@@ -169,6 +188,7 @@ async def _serve(
                 subscriber.offer(reply)
     finally:
         subscriber.detach()
+        ws.subscriber = None
         subscriber.on_close = None
         sender.cancel()
         for task in (sender, *closers):
@@ -182,11 +202,10 @@ async def _send_queued(ws: web.WebSocketResponse, subscriber: Subscriber) -> Non
         frame = await queue.get()
         if subscriber.closing is not None:
             return
-        subscriber.sending = True
         try:
             await send_text(ws, frame)
         finally:
-            subscriber.sending = False
+            subscriber.sent()
 
 
 async def _close(
