@@ -19,7 +19,14 @@ def iso_time(epoch: float) -> str:
     """
     whole = int(epoch)
     millis = int((epoch - whole) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+    return f"{_iso_second(whole)}.{millis:03d}Z"
+
+
+@lru_cache(maxsize=64)
+def _iso_second(whole: int) -> str:
+    # the polls of every device within one second share this: each poll has a time of
+    # its own, so iso_time's cache alone would format the date and time once a poll
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
 
 
 class PublishedReading(NamedTuple):
