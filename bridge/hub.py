@@ -104,6 +104,7 @@ class Subscriber:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
             self.overflowed.set()
+            self._hub.overflows += 1
             self.close(wire.TOO_SLOW)
             return False
         self.pending += 1
@@ -133,6 +134,7 @@ class Hub:
     def __init__(self, queue_size: int = 1000) -> None:
         self.queue_size = queue_size
         self.subscribers: set[Subscriber] = set()
+        #: subscribers closed for a full queue (each counted once, whatever overflowed it)
         self.overflows = 0
         #: subscribers whose close handshake did not finish in time: their connection was cut
         self.stalls = 0
@@ -207,7 +209,7 @@ class Hub:
                 else:
                     framed = by_filter[wanted] = None
             if framed is not None:
-                self._offer(subscriber, framed)
+                subscriber.offer(*framed)
 
     def publish_status(self, device: str, frame: dict[str, Any]) -> None:
         """Send a ``status`` frame (:func:`bridge.wire.status`) to subscribers interested
@@ -218,7 +220,7 @@ class Hub:
                 if framed is None:
                     encoded = wire.encode(frame)
                     framed = (encoded, wsframe.text_frame(encoded))
-                self._offer(subscriber, framed)
+                subscriber.offer(*framed)
 
     def _write_direct(self, framed: Framed) -> None:
         """Write a frame to every transport of the one-pass list whose buffer is empty;
@@ -231,8 +233,4 @@ class Hub:
             else:
                 transport.write(data)
         for subscriber in backed_up:
-            self._offer(subscriber, framed)
-
-    def _offer(self, subscriber: Subscriber, framed: Framed) -> None:
-        if not subscriber.offer(*framed):
-            self.overflows += 1
+            subscriber.offer(*framed)

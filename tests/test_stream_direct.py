@@ -10,8 +10,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import WSMsgType
+from aiohttp.http_websocket import WebSocketWriter
 from conftest import BridgeFactory, eventually, get_json, tcp_device
 
+from bridge.hub import Subscriber
 from bridge.server import RunningServer
 from simulators.modbus import ModbusSimulator
 from simulators.waveforms import Sine
@@ -112,25 +114,54 @@ async def test_clients_that_read_stall_or_filter_side_by_side_each_get_their_rea
     lost or sent twice, to it or to the others."""
     running, session = await wave_bridge(simulator, bridge_factory, 120, 0.002)
     hub = running.bridge.hub
-    readers = [await session.ws_connect("api/v1/stream", max_msg_size=0) for _ in range(3)]
-    staller = await session.ws_connect("api/v1/stream", max_msg_size=0)
-    narrow = await session.ws_connect("api/v1/stream?point=wave/flow_007", max_msg_size=0)
+    connections: list[aiohttp.ClientWebSocketResponse] = []
+    subscribers: list[Subscriber] = []
+    for query in ("", "", "", "", "?point=wave/flow_007"):
+        known = set(hub.subscribers)
+        connections.append(await session.ws_connect(f"api/v1/stream{query}", max_msg_size=0))
+        await eventually(lambda known=known: len(hub.subscribers) > len(known), within=10)
+        (subscriber,) = hub.subscribers - known
+        subscribers.append(subscriber)
+    first = connections[0]
     received: dict[int, list[Frame]] = {i: [] for i in range(5)}
 
-    async def read(i: int, ws: aiohttp.ClientWebSocketResponse) -> None:
-        async for message in ws:
+    async def read(i: int) -> None:
+        async for message in connections[i]:
             received[i].append(json.loads(message.data))
 
-    tasks = [asyncio.create_task(read(i, ws)) for i, ws in enumerate([*readers, narrow])]
+    def snapshots(i: int) -> int:
+        return sum(f["type"] == "snapshot" for f in received[i])
+
+    def narrowed_readings() -> list[str]:
+        """The points of the first reader's readings between its 2nd and 3rd snapshot."""
+        marks = [i for i, f in enumerate(received[0]) if f["type"] == "snapshot"] + [None]
+        return [
+            r["point"]
+            for f in received[0][marks[1] + 1 : marks[2]]
+            if f["type"] == "readings"
+            for r in f["readings"]
+        ]
+
+    tasks = [asyncio.create_task(read(i)) for i in (0, 1, 2, 4)]
     try:
-        await eventually(lambda: any(s.queue.qsize() > 0 for s in hub.subscribers), within=10)
-        tasks.append(asyncio.create_task(read(4, staller)))  # it catches up
-        await eventually(lambda: all(s.queue.empty() for s in hub.subscribers), within=10)
+        await eventually(lambda: subscribers[3].queue.qsize() > 0, within=10)
+        tasks.append(asyncio.create_task(read(3)))  # the staller catches up
+        await eventually(lambda: all(s.queue.empty() for s in subscribers), within=10)
+        # the readers that take everything, the staller among them, are in the one pass;
+        # the narrowed one is not
+        await eventually(
+            lambda: (
+                [s.direct_transport() is not None for s in subscribers]
+                == [True, True, True, True, False]
+            ),
+            within=10,
+        )
         # the first reader turns to one point, and back to everything
-        await readers[0].send_json({"op": "subscribe", "points": ["wave/flow_003"]})
-        await eventually(lambda: sum(f["type"] == "snapshot" for f in received[0]) == 2, 10)
-        await readers[0].send_json({"op": "subscribe"})
-        await eventually(lambda: sum(f["type"] == "snapshot" for f in received[0]) == 3, 10)
+        await first.send_json({"op": "subscribe", "points": ["wave/flow_003"]})
+        await eventually(lambda: snapshots(0) == 2, within=10)
+        await eventually(lambda: len(narrowed_readings()) > 0, within=10)
+        await first.send_json({"op": "subscribe"})
+        await eventually(lambda: snapshots(0) == 3, within=10)
         caught_up = (await get_json(session, "api/v1/readings?device=wave"))["seq"]
         await eventually(
             lambda: all(any(s > caught_up for s in seqs(f)) for f in received.values()), 10
@@ -138,16 +169,17 @@ async def test_clients_that_read_stall_or_filter_side_by_side_each_get_their_rea
     finally:
         for task in tasks:
             task.cancel()
-        for ws in [*readers, staller, narrow]:
+        for ws in connections:
             await ws.close()
-    for i in (1, 2, 4):
+    for i in (1, 2, 3):
         got = seqs(received[i])
         assert got == list(range(got[0], got[-1] + 1)), i
-    narrowed = [r for f in received[3] if f["type"] == "readings" for r in f["readings"]]
+    narrowed = [r for f in received[4] if f["type"] == "readings" for r in f["readings"]]
     assert {r["point"] for r in narrowed} == {"flow_007"}
     assert [r["seq"] for r in narrowed] == sorted({r["seq"] for r in narrowed})
     switched = [r["seq"] for f in received[0] if f["type"] == "readings" for r in f["readings"]]
     assert switched == sorted(set(switched))  # in order, none twice, across the switches
+    assert set(narrowed_readings()) == {"flow_003"}
     assert hub.overflows == 0
 
 
@@ -155,17 +187,29 @@ async def test_clients_that_read_stall_or_filter_side_by_side_each_get_their_rea
     "ending",
     [
         pytest.param(b"\x88\x82\0\0\0\0\x03\xe8", id="the-client-closes"),
-        # reserved bits set with no extension: a protocol error, which the bridge answers
-        # with its close frame and then waits for the client's
+        # reserved bits set with no extension: a protocol error, answered with a close
         pytest.param(b"\xa1\x80\0\0\0\0", id="a-protocol-error"),
     ],
 )
 async def test_nothing_follows_the_close_frame_the_bridge_sends_mid_stream(
-    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory, ending: bytes
+    simulator: tuple[ModbusSimulator, int],
+    bridge_factory: BridgeFactory,
+    ending: bytes,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The bridge closes a connection while frames stream at it; its close frame is the
-    last thing on the wire (frames written straight to the socket stop before it)."""
+    """aiohttp answers a client's close, or a protocol error, with a close frame of its
+    own while frames stream at the client: by then the hub no longer writes to the
+    connection directly, and the close frame is the last thing on the wire."""
     running, _ = await wave_bridge(simulator, bridge_factory, 50, 0.001)
+    hub = running.bridge.hub
+    writing_on: list[bool] = []  # at each close frame: would the hub still write directly?
+    close_frame = WebSocketWriter.close
+
+    async def watched(self: WebSocketWriter, code: int = 1000, message: bytes | str = b"") -> None:
+        writing_on.extend(s.direct_transport() is not None for s in hub.subscribers)
+        await close_frame(self, code, message)
+
+    monkeypatch.setattr(WebSocketWriter, "close", watched)
     host, port = running.url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     writer.write(
@@ -194,3 +238,4 @@ async def test_nothing_follows_the_close_frame_the_bridge_sends_mid_stream(
     assert at == len(stream)  # whole frames only
     assert opcodes.count(0x8) == 1
     assert opcodes[-1] == 0x8
+    assert writing_on == [False]

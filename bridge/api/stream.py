@@ -200,7 +200,9 @@ async def _send_queued(ws: web.WebSocketResponse, subscriber: Subscriber) -> Non
     queue = subscriber.queue
     while subscriber.closing is None:
         frame = await queue.get()
-        if subscriber.closing is not None:
+        # closed: aiohttp has sent its close frame, or is sending it (it may be waiting
+        # for the same drain as this task was), and nothing may follow it
+        if subscriber.closing is not None or ws.closed:
             return
         try:
             await send_text(ws, frame)
