@@ -120,7 +120,7 @@ def main() -> None:
         bridge = peers.start_bridge(Path(folder), config, BRIDGE_PORT, 1000)
         cores = os.sched_getaffinity(0)
         others = None if args.shared_cores or len(cores) < 2 else cores - {min(cores)}
-        pin(bridge, others and {min(cores)})
+        pin(bridge, {min(cores)} if others else None)
         pin(farm, others)
         try:
             where = f"; the bridge on core {min(cores)}, the rest on {sorted(others or ())}"

@@ -32,6 +32,11 @@ Closing = tuple[int, bytes]
 Framed = tuple[bytes, bytes]
 
 
+def framed(payload: bytes) -> Framed:
+    """A payload with its WebSocket frame, built once for every subscriber it goes to."""
+    return payload, wsframe.text_frame(payload)
+
+
 class Subscriber:
     """One stream client: its filter, its queue of frames to send, and how to close it.
 
@@ -138,8 +143,8 @@ class Hub:
         self.overflows = 0
         #: subscribers whose close handshake did not finish in time: their connection was cut
         self.stalls = 0
-        # ``subscribers`` in two: those written to in one pass (Subscriber.direct_transport), with
-        # their transports, and all the others
+        # ``subscribers`` in two: those written to in one pass, with their transports
+        # (Subscriber.direct_transport), and all the others
         self._direct: dict[Subscriber, asyncio.WriteTransport] = {}
         self._others: set[Subscriber] = set()
 
@@ -186,46 +191,39 @@ class Hub:
         others = tuple(self._others)  # before the one pass moves any subscriber here
         whole_framed: Framed | None = None
         if self._direct:
-            payload = wire.readings(readings) if whole is None else whole
-            whole_framed = (payload, wsframe.text_frame(payload))
+            whole_framed = framed(wire.readings(readings) if whole is None else whole)
             self._write_direct(whole_framed)
         by_filter: dict[Filter, Framed | None] = {}
-        framed: Framed | None
+        chosen_framed: Framed | None
         for subscriber in others:
             wanted = subscriber.filter
             if wanted.whole(device):
                 if whole_framed is None:
-                    payload = wire.readings(readings) if whole is None else whole
-                    whole_framed = (payload, wsframe.text_frame(payload))
-                framed = whole_framed
+                    whole_framed = framed(wire.readings(readings) if whole is None else whole)
+                chosen_framed = whole_framed
             elif wanted in by_filter:
-                framed = by_filter[wanted]
+                chosen_framed = by_filter[wanted]
             else:
                 named = wanted.points_of(device)
                 chosen = [r for r in readings if r.point in named]
-                if chosen:
-                    payload = wire.readings(chosen)
-                    framed = by_filter[wanted] = (payload, wsframe.text_frame(payload))
-                else:
-                    framed = by_filter[wanted] = None
-            if framed is not None:
-                subscriber.offer(*framed)
+                chosen_framed = framed(wire.readings(chosen)) if chosen else None
+                by_filter[wanted] = chosen_framed
+            if chosen_framed is not None:
+                subscriber.offer(*chosen_framed)
 
     def publish_status(self, device: str, frame: dict[str, Any]) -> None:
         """Send a ``status`` frame (:func:`bridge.wire.status`) to subscribers interested
         in the device, encoded once."""
-        framed: Framed | None = None
+        encoded: Framed | None = None
         for subscriber in tuple(self.subscribers):
             if subscriber.filter.touches(device):
-                if framed is None:
-                    encoded = wire.encode(frame)
-                    framed = (encoded, wsframe.text_frame(encoded))
-                subscriber.offer(*framed)
+                encoded = encoded or framed(wire.encode(frame))
+                subscriber.offer(*encoded)
 
-    def _write_direct(self, framed: Framed) -> None:
+    def _write_direct(self, frame: Framed) -> None:
         """Write a frame to every transport of the one-pass list whose buffer is empty;
         a subscriber whose buffer is not gets it queued (and so leaves the list)."""
-        data = framed[1]
+        data = frame[1]
         backed_up: list[Subscriber] = []
         for subscriber, transport in self._direct.items():
             if transport.get_write_buffer_size() or transport.is_closing():
@@ -233,4 +231,4 @@ class Hub:
             else:
                 transport.write(data)
         for subscriber in backed_up:
-            subscriber.offer(*framed)
+            subscriber.offer(*frame)
