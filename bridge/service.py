@@ -95,9 +95,9 @@ class Bridge:
         self._stopping = False
         self._task_of: dict[LinkPoller, asyncio.Task[None]] = {}
         self.reload_lock = asyncio.Lock()
+        self.traffic = Traffic()
         for link in config.links:
             self.add_poller(link)
-        self.traffic = Traffic((poller.key, poller.link) for poller in self.pollers)
         self.north: North | None = None
         mqtt = mqtt_settings(config.settings)
         if mqtt is not None:
@@ -114,6 +114,7 @@ class Bridge:
         runtimes = [self.devices[d.id] for d in link.devices]
         poller = LinkPoller(link.key, link.driver.open_link(link.key, link.devices), runtimes, self)
         self.pollers.append(poller)
+        self.traffic.add(poller.key, poller.link)
         for device in link.devices:
             self._poller_of[device.id] = poller
             self.driver_of[device.id] = link.driver
@@ -131,6 +132,7 @@ class Bridge:
         await _cancel(tasks)
         for poller in pollers:
             self.pollers.remove(poller)
+            self.traffic.remove(poller.key, poller.link)
         self._tasks = [t for t in self._tasks if t not in tasks]
 
     def forget(self, device_id: str) -> None:

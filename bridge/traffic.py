@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterable
 from typing import Any
 
 from bridge.readings import iso_time
@@ -74,12 +73,30 @@ def exchange_json(link: str, exchange: Exchange) -> dict[str, Any]:
 
 
 class Traffic:
-    """Every link's tap, attached while at least one viewer watches."""
+    """Every link's tap, attached while at least one viewer watches.
 
-    def __init__(self, links: Iterable[tuple[str, Link[Any]]]) -> None:
-        self._links = dict(links)
+    Links come and go with a reload (:meth:`add`, :meth:`remove`); a link that replaces
+    one of the same key gets that key's tap, and so its ring.
+    """
+
+    def __init__(self) -> None:
+        self._links: dict[str, Link[Any]] = {}
         self.viewers: set[Viewer] = set()
-        self.taps = {key: LinkTap(key, self.viewers) for key in self._links}
+        self.taps: dict[str, LinkTap] = {}
+
+    def add(self, key: str, link: Link[Any]) -> None:
+        """A link the bridge polls from now on; tapped at once if someone watches."""
+        self._links[key] = link
+        tap = self.taps.get(key)
+        if tap is None:
+            tap = self.taps[key] = LinkTap(key, self.viewers)
+        link.tap = tap if self.viewers else None
+
+    def remove(self, key: str, link: Link[Any]) -> None:
+        """A link the bridge no longer polls (its ring stays, for a link of the same key)."""
+        link.tap = None
+        if self._links.get(key) is link:
+            del self._links[key]
 
     @property
     def watched(self) -> bool:

@@ -74,6 +74,19 @@ async def running(
         await server.close()
 
 
+def collecting(
+    ws: aiohttp.ClientWebSocketResponse, frames: list[dict[str, Any]]
+) -> asyncio.Task[None]:
+    """A task appending every JSON frame the WebSocket receives to ``frames``, until it closes."""
+
+    async def collect() -> None:
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                frames.append(json.loads(message.data))
+
+    return asyncio.create_task(collect())
+
+
 async def reload_request(session: aiohttp.ClientSession) -> tuple[int, Any]:
     async with session.post("api/v1/reload", headers=AUTH) as response:
         return response.status, await response.json(content_type=None)
@@ -89,12 +102,7 @@ async def test_a_reload_keeps_subscribers_and_untouched_devices_lose_and_repeat_
     ws = await session.ws_connect("api/v1/stream")
     frames: list[dict[str, Any]] = []
 
-    async def collect() -> None:
-        async for message in ws:
-            if message.type == WSMsgType.TEXT:
-                frames.append(json.loads(message.data))
-
-    collector = asyncio.create_task(collect())
+    collector = collecting(ws, frames)
 
     def steady_seqs() -> list[int]:
         return [r["seq"] for f in frames if f["type"] == "readings"
@@ -261,3 +269,49 @@ async def test_a_reload_tells_north_which_devices_went(
     finally:
         await server.close()
         consumer.close()
+
+
+async def test_an_open_traffic_view_captures_the_links_a_reload_adds_or_redefines(
+    running: tuple[RunningServer, aiohttp.ClientSession, Path], two_endpoints: tuple[int, int]
+) -> None:
+    server, session, path = running
+    steady_port, other_port = two_endpoints
+    other = f"tcp://127.0.0.1:{other_port}"
+    ws = await session.ws_connect("api/v1/traffic")
+    other_tap = server.bridge.traffic.taps[other]
+    exchanges: list[dict[str, Any]] = []
+
+    collector = collecting(ws, exchanges)
+    await eventually(lambda: any(e.get("device") == "edited" for e in exchanges))
+    assert exchanges[0]["links"] == [f"tcp://127.0.0.1:{steady_port}", other]
+    before = {e["request"] for e in exchanges if e.get("device") == "edited"}
+    sim = ModbusSimulator({1: ModbusDeviceState()})
+    sim.attach(1, "holding", 0, "uint16", Counter(increment=500))
+    async with ModbusTcpServer(sim) as third:
+        fresh = f"tcp://127.0.0.1:{third.port}"
+        write_file(path, [device("steady", steady_port, 1, COUNT),
+                          device("edited", other_port, 1, [*COUNT, {"id": "more",
+                                 "table": "holding", "address": 1}]),
+                          device("fresh", third.port, 1, COUNT)])  # fmt: skip
+        status, body = await reload_request(session)
+        assert status == 200, body
+        assert (body["added"], body["changed"]) == (["fresh"], ["edited"])
+        seen = len(exchanges)
+
+        def captured_after_reload(link: str, device_id: str) -> list[dict[str, Any]]:
+            return [e for e in exchanges[seen:] if e.get("type") == "exchange"
+                    and e["link"] == link and e["device"] == device_id]  # fmt: skip
+
+        # the added link and the redefined one (a new link object under the same key),
+        # both in the view that was open before the reload
+        await eventually(lambda: captured_after_reload(fresh, "fresh"))
+        await eventually(
+            lambda: any(e["request"] not in before for e in captured_after_reload(other, "edited"))
+        )
+        await ws.close()
+        await collector
+    # the redefined link kept its key's ring; a new view names the added link
+    assert server.bridge.traffic.taps[other] is other_tap
+    async with session.ws_connect("api/v1/traffic") as second:
+        hello = await second.receive_json()
+        assert hello["links"] == [f"tcp://127.0.0.1:{steady_port}", other, fresh]

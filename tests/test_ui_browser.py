@@ -7,15 +7,20 @@ write, then a silenced device, then traffic), each waiting with a deadline, neve
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+import yaml
 from browser import Page, chromium, require_browser
 from conftest import eventually
 
 from bridge.demo import DemoSimulators, demo_simulators
+from bridge.reload import reload
 from bridge.server import RunningServer, start_server
+from simulators.modbus.profile import DEMO_PROFILE, load_profile
+from simulators.modbus.tcp import ModbusTcpServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -169,6 +174,36 @@ async def test_the_traffic_view_shows_the_requests_of_a_link(
     # nobody watches: the links stop capturing
     await eventually(lambda: not bridge.bridge.traffic.watched)
     assert all(poller.link.tap is None for poller in bridge.bridge.pollers)
+
+
+async def test_a_link_added_by_a_reload_gets_a_tab_in_the_open_traffic_view(
+    page: Page, bridge: RunningServer, sims: DemoSimulators, tmp_path: Path
+) -> None:
+    rows = "[...document.querySelectorAll('#traffic tbody tr')].map(r => r.cells[1].textContent)"
+    tabs = "[...document.querySelectorAll('#traffic-links button')].map(b => b.textContent)"
+    await page.click("#traffic-section summary")
+    await page.until(f"{tabs}.length === 3")
+    async with ModbusTcpServer(load_profile(DEMO_PROFILE)) as second_boiler:
+        data: dict[str, Any] = {}
+
+        def edit(demo: dict[str, Any]) -> None:
+            fast(demo)
+            demo["server"] = {"port": 0, "write_token": WRITE_TOKEN}
+            added = {**demo["devices"][0], "id": "boiler-2"}
+            added["connection"] = {**added["connection"], "port": second_boiler.port}
+            demo["devices"].append(added)
+            data.update(demo)
+
+        sims.config(edit=edit)
+        device_file = tmp_path / "devices.yaml"
+        device_file.write_text(yaml.safe_dump(data))
+        assert (await reload(bridge.bridge, str(device_file))).added == ["boiler-2"]
+        key = f"tcp://127.0.0.1:{second_boiler.port}"
+        await page.until(f"{tabs}.includes({key!r})")
+        await page.click("#traffic-links button:nth-child(4)")
+        await page.until(f"{rows}.length > 0 && {rows}.every(d => d === 'boiler-2')")
+        await page.click("#traffic-section summary")
+        await page.until("document.getElementById('traffic-state').textContent === 'not capturing'")
 
 
 async def test_markup_in_a_device_string_stays_text(page: Page) -> None:

@@ -401,6 +401,12 @@
         if (!traffic.links.includes(traffic.selected)) traffic.selected = traffic.links[0] || null;
         drawTabs();
       } else if (frame.type === "exchange") {
+        if (!traffic.links.includes(frame.link)) {
+          // a link added by a reload while the view was open
+          traffic.links.push(frame.link);
+          if (traffic.selected === null) traffic.selected = frame.link;
+          drawTabs();
+        }
         addExchange(frame);
       }
     });
