@@ -67,6 +67,8 @@ def run(
                 str(t0),
                 "--stop",
                 str(t1),
+                "--read-every",
+                str(args.read_every),
             ],
             stdout=subprocess.PIPE,
         )
@@ -109,6 +111,9 @@ def main() -> None:
     parser.add_argument(
         "--change-ms", type=int, default=137, help="no common factor with the interval"
     )
+    parser.add_argument(
+        "--read-every", type=float, default=2.0, help="ms between the clients' rounds of reads"
+    )
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args()
@@ -127,7 +132,8 @@ def main() -> None:
             print(
                 f"1 device × {args.registers} registers every {args.interval_ms} ms, "
                 f"values changing every {args.change_ms} ms; "
-                f"subscribers over {args.processes} processes" + where * bool(others)
+                f"subscribers over {args.processes} processes, reading every "
+                f"{args.read_every:g} ms" + where * bool(others)
             )
             print(
                 "| subscribers | p50 | p99 | max | p99 read | frames | poll rate held "

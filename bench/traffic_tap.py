@@ -34,7 +34,8 @@ async def poll_rate(link: Link[Any], devices: list[Any], polls: int) -> float:
 
 
 async def measure(name: str, link: Link[Any], devices: list[Any], args: argparse.Namespace) -> None:
-    traffic = Traffic([(name, link)])
+    traffic = Traffic()
+    traffic.add(name, link)
     await link.open()
     try:
         await poll_rate(link, devices, 20)  # warm up: connection, planner, caches

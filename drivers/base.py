@@ -126,6 +126,15 @@ class Exchange:
     error: str | None = None
 
 
+@dataclass(slots=True)
+class Wire:
+    """The bytes of one exchange as they went out and came back, filled in by a link's
+    transport only while its traffic is watched (see :class:`Exchange`)."""
+
+    sent: bytes = b""
+    received: bytes = b""
+
+
 class Tap(Protocol):
     """Where a link reports its exchanges while someone watches its traffic.
 

@@ -14,6 +14,7 @@ from conftest import eventually, tcp_device
 from bridge.config import parse_config
 from bridge.server import start_server
 from drivers.base import Exchange
+from simulators.modbus.rtu_frame import crc16
 
 
 async def test_the_page_is_served_at_the_root_with_a_strict_content_security_policy(
@@ -177,6 +178,14 @@ async def test_the_traffic_of_a_tcp_link_is_captured_only_while_watched_and_name
     await eventually(lambda: tap.captured >= 3)
     frames = [viewer.queue.get_nowait().decode() for _ in range(viewer.queue.qsize())]
     assert any('"request":"unit 1: read holding 0..1 (fc 3)"' in f for f in frames)
+    # whole MBAP frames: the reply has the request's transaction id, protocol 0, unit 1
+    exchange = next(e for e in map(json.loads, frames) if e["request"].endswith("0..1 (fc 3)"))
+    sent, received = bytes.fromhex(exchange["sent"]), bytes.fromhex(exchange["received"])
+    assert sent[:2] == received[:2]
+    assert sent[2:4] == received[2:4] == b"\0\0"
+    assert int.from_bytes(sent[4:6], "big") == len(sent) - 6
+    assert sent[6:] == bytes([1, 3, 0, 0, 0, 2])  # unit 1, read holding 0, 2 registers
+    assert received[6:9] == bytes([1, 3, 4])  # unit 1, function 3, 4 bytes
     sim.exception_for("holding", 0, 1, code=4)
     await eventually(lambda: any(b"exception 4" in f for _, f in tap.ring))
     sim.clear_faults()
@@ -234,7 +243,12 @@ async def test_rtu_and_serial_line_traffic_names_bad_crcs_and_garbage() -> None:
             sims.modbus_rtu.simulator.garbage = bytes.fromhex("03 03 02 00 07 00 00")
             (bad_crc, *_) = await eventually(lambda: errors("bad CRC"))
             assert bad_crc["device"] in ("flow-a", "flow-b")
-            assert bad_crc["sent"].split()[0] == "03"  # the request PDU: function 3
+            # the whole request frame, and the bad frame as it came, bytes the PDU would hide
+            sent = bytes.fromhex(bad_crc["sent"])
+            assert sent[0] == server.bridge.devices[bad_crc["device"]].config.unit
+            assert sent[1] == 3  # read holding
+            assert crc16(sent[:-2]) == int.from_bytes(sent[-2:], "little")
+            assert "03 03 02 00 07 00 00" in bad_crc["received"]
             sims.modbus_rtu.simulator.garbage = None
             # bytes that are no reading, from the scale
             sims.scale.garbage = b"#?!"

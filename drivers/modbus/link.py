@@ -4,7 +4,8 @@ A :class:`ModbusLink` keeps, per device, the blocks it reads and what it has lea
 refusals (see :mod:`drivers.modbus.planner`), and turns writes into registers or coils.
 Requests and replies are PDUs (:mod:`drivers.modbus.pdu` builds and checks them); a
 transport implements only :meth:`ModbusLink.transact`, one request PDU sent and its reply
-PDU received, bounded by the device's timeout.
+PDU received, bounded by the device's timeout, and says what its frames were on the wire
+while the traffic view watches.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from drivers.base import BadValue, DriverError, Exchange, Link, PointFailure, ReadResult, Value
+from drivers.base import (
+    BadValue,
+    DriverError,
+    Exchange,
+    Link,
+    PointFailure,
+    ReadResult,
+    Value,
+    Wire,
+)
 from drivers.modbus.blocks import block_decoder, decode_block
 from drivers.modbus.codec import encode_bit, encode_value
 from drivers.modbus.config import ModbusDevice, ModbusPoint
@@ -79,23 +89,27 @@ class ModbusLink(Link[ModbusDeviceT]):
         self._plans = {device.id: DevicePlan(device) for device in devices}
 
     @abstractmethod
-    async def transact(self, device: ModbusDevice, request: bytes) -> bytes:
+    async def transact(
+        self, device: ModbusDevice, request: bytes, wire: Wire | None = None
+    ) -> bytes:
         """Send one request PDU to the device and return its reply PDU as received.
 
         The transport frames the bytes and checks the unit; whether the reply answers the
         request is checked here. Raises DeviceTimeout when no reply came in time,
         DeviceError when only unusable frames came, LinkError when the connection is gone.
+        Given a ``wire``, the transport puts in it the frame it sent and what came back for
+        it, whole frames as on the wire, also when it raises.
         """
 
     async def _exchange(self, device: ModbusDevice, request: bytes) -> bytes:
-        """``transact``, reported to the tap (request and reply PDUs) while one is attached."""
+        """``transact``, reported to the tap (the frames on the wire) while one is attached."""
         tap = self.tap
         if tap is None:
             return await self.transact(device, request)
         started, begun = time.time(), time.perf_counter()
-        reply, error = b"", None
+        wire, error = Wire(), None
         try:
-            reply = await self.transact(device, request)
+            reply = await self.transact(device, request, wire)
             if reply[:1] and reply[0] & 0x80:
                 error = str(ModbusRefusal(reply[1]))
             return reply
@@ -104,8 +118,8 @@ class ModbusLink(Link[ModbusDeviceT]):
             raise
         finally:
             tap.record(
-                Exchange(device.id, f"unit {device.unit}: {describe_pdu(request)}", request,
-                         reply, started, time.perf_counter() - begun, error)
+                Exchange(device.id, f"unit {device.unit}: {describe_pdu(request)}", wire.sent,
+                         wire.received, started, time.perf_counter() - begun, error)
             )  # fmt: skip
 
     async def _request(

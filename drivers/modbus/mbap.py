@@ -39,7 +39,8 @@ class MbapConnection(asyncio.Protocol):
         #: bytes that could not start a frame (dropped with what was buffered after them)
         self.unframed = 0
         self._buffer = bytearray()
-        self._transaction = 0
+        #: the id of the latest request (its frame is :func:`frame` of it)
+        self.transaction = 0
         self._waiting: tuple[int, asyncio.Future[tuple[int, bytes]]] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -79,13 +80,13 @@ class MbapConnection(asyncio.Protocol):
         """
         if self.lost or self.transport is None:
             raise LinkError(f"connection to {self.where} is lost")
-        self._transaction = (self._transaction + 1) & 0xFFFF
+        self.transaction = (self.transaction + 1) & 0xFFFF
         future: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
-        self._waiting = (self._transaction, future)
+        self._waiting = (self.transaction, future)
         # What is buffered belongs to earlier requests: a part of a late reply must not
         # be taken for the start of this one's.
         self._buffer.clear()
-        self.transport.write(frame(self._transaction, unit, pdu))
+        self.transport.write(frame(self.transaction, unit, pdu))
         try:
             return await future
         finally:

@@ -18,7 +18,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from drivers.base import DeviceError, DeviceTimeout, LinkError
+from drivers.base import DeviceError, DeviceTimeout, LinkError, Wire
 from drivers.modbus.config import ModbusDevice, ModbusRtuDevice, RtuConnection
 from drivers.modbus.driver import ModbusDriver
 from drivers.modbus.link import ModbusLink
@@ -71,13 +71,14 @@ class ModbusRtuLink(ModbusLink[ModbusRtuDevice]):
         if channel is not None:
             channel.close()
 
-    async def transact(self, device: ModbusDevice, pdu: bytes) -> bytes:
+    async def transact(self, device: ModbusDevice, pdu: bytes, wire: Wire | None = None) -> bytes:
         """Send one request PDU to the device and return its reply PDU.
 
         The reply is framed (unit, CRC, the size a reply to this request has) but not
         checked against the request: that is :mod:`drivers.modbus.pdu`'s. Raises
         DeviceTimeout when nothing usable came, DeviceError when only unusable frames
-        came, LinkError when the port is gone.
+        came, LinkError when the port is gone. A ``wire`` gets the request frame and every
+        byte that arrived after it, noise and bad frames included.
         """
         size = reply_size(pdu[0], int.from_bytes(pdu[3:5], "big"))
         channel = self._channel
@@ -92,19 +93,23 @@ class ModbusRtuLink(ModbusLink[ModbusRtuDevice]):
         self._quiet_from = sent + on_wire
         deadline = sent + on_wire + device.timeout
         function = pdu[0]
-        while True:
-            reply = find_reply(channel.buffer, device.unit, function, size)
-            if reply.pdu is not None:
-                self._quiet_from = time.monotonic()
-                return reply.pdu
-            if not await channel.wait_for_data(deadline):
-                self._quiet_from = time.monotonic()
-                if reply.problem is not None:
-                    raise DeviceError(f"unit {device.unit}: {reply.problem}")
-                raise DeviceTimeout(
-                    f"unit {device.unit} on {self.connection.port} did not answer within "
-                    f"{device.timeout:g} s"
-                )
+        try:
+            while True:
+                reply = find_reply(channel.buffer, device.unit, function, size)
+                if reply.pdu is not None:
+                    self._quiet_from = time.monotonic()
+                    return reply.pdu
+                if not await channel.wait_for_data(deadline):
+                    self._quiet_from = time.monotonic()
+                    if reply.problem is not None:
+                        raise DeviceError(f"unit {device.unit}: {reply.problem}")
+                    raise DeviceTimeout(
+                        f"unit {device.unit} on {self.connection.port} did not answer within "
+                        f"{device.timeout:g} s"
+                    )
+        finally:
+            if wire is not None:
+                wire.sent, wire.received = request, bytes(channel.buffer)
 
 
 class ModbusRtuDriver(ModbusDriver[ModbusRtuDevice]):

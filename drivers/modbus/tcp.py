@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from drivers.base import DeviceTimeout, LinkError
+from drivers.base import DeviceTimeout, LinkError, Wire
 from drivers.modbus.config import ModbusDevice, ModbusTcpDevice
 from drivers.modbus.driver import ModbusDriver
 from drivers.modbus.link import ModbusLink
-from drivers.modbus.mbap import MbapConnection
+from drivers.modbus.mbap import MbapConnection, frame
 from drivers.modbus.pdu import ReplyMismatch
 
 
@@ -64,9 +64,11 @@ class ModbusTcpLink(ModbusLink[ModbusTcpDevice]):
             late, unframed = late + connection.late, unframed + connection.unframed
         return {"late_replies": late, "unframed_bytes": unframed}
 
-    async def transact(self, device: ModbusDevice, pdu: bytes) -> bytes:
+    async def transact(self, device: ModbusDevice, pdu: bytes, wire: Wire | None = None) -> bytes:
         """One request PDU, bounded by the device's timeout; the reply PDU as received,
-        for :mod:`drivers.modbus.pdu` to check."""
+        for :mod:`drivers.modbus.pdu` to check. A ``wire`` gets the request's MBAP frame
+        and the frame that answered it (late replies and unframed bytes are counted, not
+        shown: :meth:`counters`)."""
         connection = self._connection
         if connection is None or connection.lost:
             raise LinkError(f"connection to {self.host}:{self.port} is lost")
@@ -78,6 +80,13 @@ class ModbusTcpLink(ModbusLink[ModbusTcpDevice]):
                 f"unit {device.unit} at {self.host}:{self.port} did not answer within "
                 f"{device.timeout:g} s"
             ) from None
+        finally:
+            if wire is not None:
+                wire.sent = frame(connection.transaction, device.unit, pdu)
+        if wire is not None:
+            # The frame as it came: a frame is parsed only if its protocol id is 0 and its
+            # length is that of the unit and PDU it carried, so these are its bytes.
+            wire.received = frame(connection.transaction, unit, reply)
         if unit != device.unit:
             raise ReplyMismatch(f"a reply from unit {unit} instead of {device.unit}")
         return reply
