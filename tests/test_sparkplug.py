@@ -5,7 +5,8 @@ The consumer is paho-mqtt; payloads are decoded with the specification's schema
 ``seq`` 0 and a ``bdSeq`` metric, a DBIRTH per device before any of its DDATA, every
 DBIRTH with every point, ``seq`` + 1 (mod 256) from one message to the next, NDEATH (the
 Will, and on a clean stop) with the ``bdSeq`` of the NBIRTH it ends, a rebirth on NCMD
-``Node Control/Rebirth``, ``is_historical`` on what the outbox replays.
+``Node Control/Rebirth``, ``is_historical`` on what the outbox replays, a DDEATH when a
+device stops answering and no DDATA of it until its next DBIRTH.
 """
 
 from __future__ import annotations
@@ -67,8 +68,10 @@ def check_sequence(messages: list[tuple[str, str, Payload]]) -> None:
             assert payload.seq == (previous + 1) % 256, (kind, payload.seq, previous)  # type: ignore[operator]
         if kind == "DBIRTH":
             born.add(device)
+        if kind == "DDEATH":
+            born.discard(device)
         if kind == "DDATA":
-            assert device in born, f"DDATA of {device} before its DBIRTH"
+            assert device in born, f"DDATA of {device} before its DBIRTH or after its DDEATH"
         previous = payload.seq
 
 
@@ -95,7 +98,7 @@ def test_seq_wraps_from_255_to_0_and_replay_marks_metrics_historical() -> None:
     fmt = SparkplugFormat("plant/box-1", Bridge(config), writes=False)
     fmt.seq = 250
     reading = PublishedReading("boiler", "temperature", 21.5, "°C", Quality.GOOD, 1.0, 1)
-    topic, body = fmt.readings_message("boiler", [reading])
+    topic, body = fmt.readings_message(None, "boiler", [reading])  # type: ignore[arg-type]
     assert topic == "spBv1.0/plant/DDATA/box-1/boiler"
     assert not Payload.FromString(body).HasField("seq")  # the outbox keeps it without
     from bridge.north.outbox import Message
@@ -218,5 +221,57 @@ async def test_the_will_is_ndeath_with_the_births_bdseq_and_replay_is_historical
         births = [metric(p, "bdSeq").long_value for k, _, p in messages if k == "NBIRTH"]
         assert births[2] == births[1] + 1  # a new connection, a new bdSeq
         check_sequence(messages)
+    finally:
+        consumer.close()
+
+
+async def test_a_device_that_stops_answering_dies_and_is_born_again_when_it_answers(
+    broker: Broker,
+    tmp_path: Path,
+    simulator: tuple[ModbusSimulator, int],
+    bridge_factory: BridgeFactory,
+) -> None:
+    sim, port = simulator
+    consumer = Consumer(broker, NODE, name="spb-device-death")
+
+    def kinds() -> list[str]:
+        return [k for k, _, _ in decoded(consumer)]
+
+    def since(start: int) -> list[tuple[str, str, Payload]]:
+        return decoded(consumer)[start:]
+
+    try:
+        running, _ = await bridge_factory(
+            [tcp_device("boiler", port)], **sparkplug_server(broker, tmp_path)
+        )
+        await eventually(lambda: "DDATA" in kinds())
+        # it stops answering: its metrics go stale, then its DDEATH, then nothing of it
+        sim.silent = True
+        await eventually(lambda: "DDEATH" in kinds())
+        died = kinds().index("DDEATH")
+        await eventually(lambda: running.bridge.devices["boiler"].poll_failures >= 3)
+        assert [k for k, _, _ in since(died)] == ["DDEATH"]
+        # it answers again: a DBIRTH with the value it has now, before any DDATA
+        sim.units[1].set_value("holding", 0, "float32", 61.5)
+        sim.silent = False
+        await eventually(lambda: "DBIRTH" in kinds()[died:])
+        reborn = next(p for k, _, p in since(died) if k == "DBIRTH")
+        assert metric(reborn, "temperature").double_value == 61.5
+        assert not metric(reborn, "temperature").properties.keys  # good: no quality
+        await eventually(lambda: "DDATA" in kinds()[died:])
+        # offline while the broker is away: born with the others, dead after the backlog
+        sim.silent = True
+        await eventually(lambda: kinds().count("DDEATH") == 2)
+        await asyncio.to_thread(broker.stop)
+        sim.units[1].set_value("holding", 0, "float32", 62.5)
+        await asyncio.to_thread(broker.start)
+        await eventually(lambda: kinds().count("NBIRTH") == 2, within=15)
+        await eventually(lambda: kinds().count("DDEATH") == 3)
+        connected = len(kinds()) - 1 - kinds()[::-1].index("NBIRTH")
+        assert [k for k, _, _ in since(connected)] == ["NBIRTH", "DBIRTH", "DDEATH"]
+        sim.silent = False
+        await eventually(lambda: kinds()[-1] == "DDATA")
+        assert kinds()[connected:][3:5] == ["DBIRTH", "DDATA"]
+        check_sequence(decoded(consumer))
     finally:
         consumer.close()

@@ -120,8 +120,8 @@ class JsonFormat:
         return f"{self.prefix}/+/+/set"
 
     def readings_message(
-        self, device: str, readings: Sequence[PublishedReading], frame: bytes | None
-    ) -> tuple[str, bytes]:
+        self, link: Link, device: str, readings: Sequence[PublishedReading], frame: bytes | None
+    ) -> tuple[str, bytes] | None:
         """One device poll's readings frame with ``boot``, for the outbox.
 
         Made from the stream's encoded frame of the same readings when given (``boot``

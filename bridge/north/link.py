@@ -6,7 +6,9 @@ outbox (``_drain``), publish retained state (``_state``) and read incoming messa
 outbox's unacknowledged messages are sent again on the next one (at least once: a
 consumer tells duplicates by ``boot`` and ``seq``). Messages that were in the outbox
 when a connection came up are the backlog: sent first, at ``replay_rate`` messages a
-second at most, marked historical; what is published meanwhile queues behind them.
+second at most, marked historical; what is published meanwhile queues behind them. A
+format's messages that must keep their place among the outbox's (Sparkplug's device
+deaths and births) go through :meth:`Link.send_in_order`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import math
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -82,6 +85,8 @@ class Link:
         self.connects = 0
         self._retained: dict[str, tuple[Any, bool]] = {}  # topic -> (item, retain)
         self._retained_wake = asyncio.Event()
+        #: (the outbox id it goes before, what makes it) of each message sent in order
+        self._in_order: deque[tuple[int, Callable[[], tuple[str, bytes]]]] = deque()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._session: asyncio.TaskGroup | None = None
@@ -178,6 +183,7 @@ class Link:
             try:
                 async with asyncio.TaskGroup() as session:
                     self._session = session
+                    self._in_order.clear()  # of a session gone: the births say it anew
                     for topic in self.format.subscriptions():
                         await client.subscribe(topic, qos=1)
                     await self.format.connected(self)
@@ -229,6 +235,22 @@ class Link:
         if done is not None:
             done()
 
+    def send_in_order(self, make: Callable[[], tuple[str, bytes]]) -> None:
+        """Publish, at QoS 0, the (topic, payload) ``make`` returns after every message now
+        in the outbox and before any appended later; ``make`` runs when it is sent. Not
+        sent while not connected (a format's births on connecting state the present)."""
+        if self._session is None:
+            return
+        self._in_order.append((self.outbox.next_id, make))
+        self.outbox.wake()
+
+    def _send_in_order(self, before: int) -> None:
+        """Send what :meth:`send_in_order` queued to go before outbox message ``before``."""
+        queued = self._in_order
+        while queued and queued[0][0] <= before:
+            topic, payload = queued.popleft()[1]()
+            self.send(topic, payload, qos=0)
+
     def put_retained(self, topic: str, item: Any, retain: bool = True) -> None:
         """Publish the latest ``item`` on ``topic`` soon (only the newest if it changes again)."""
         self._retained[topic] = (item, retain)
@@ -256,6 +278,7 @@ class Link:
         while True:
             if generation != outbox.generation:
                 generation, cursor = outbox.generation, outbox.first_id
+            self._send_in_order(cursor)  # everything before the cursor is sent
             for message in await outbox.read(cursor, generation):
                 historical = message.id <= backlog_end
                 if historical:
@@ -272,6 +295,7 @@ class Link:
                 if generation != outbox.generation:
                     window.release()
                     break
+                self._send_in_order(message.id)
                 payload = self.format.finish(message, historical)
                 task = self.send(
                     message.topic, payload, done=_acker(outbox, message.id, generation)

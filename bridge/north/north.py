@@ -60,7 +60,10 @@ class North:
         the stream's ``readings`` frame of them, already encoded (the JSON format's base)."""
         if not readings:
             return
-        topic, payload = self.format.readings_message(device, readings, frame)
+        message = self.format.readings_message(self.link, device, readings, frame)
+        if message is None:
+            return
+        topic, payload = message
         # Keyed by boot and device: a gap names the boot whose readings it lost.
         stream = f"{self.boot}/{device}"
         self.outbox.append(stream, topic, payload, readings[0].seq, readings[-1].seq)

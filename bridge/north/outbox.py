@@ -79,6 +79,7 @@ class Outbox:
         self._durable = 0  # ops committed so far
         self._drop_op = 0  # the op of the last drop: no database reads before it is durable
         self._committed_event: asyncio.Event | None = None
+        self._woken = False
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -156,10 +157,12 @@ class Outbox:
         """Committed messages with ids from ``cursor`` on, in order; waits for one.
 
         Returns an empty list at once when ``generation`` is no longer the outbox's: messages
-        were dropped, and the sender must start again from ``first_id`` (gap messages).
+        were dropped, and the sender must start again from ``first_id`` (gap messages); and
+        when :meth:`wake` was called while it waited.
         """
         assert self._committed_event is not None
-        while generation == self.generation:
+        self._woken = False
+        while generation == self.generation and not self._woken:
             cursor = max(cursor, self.first_id)
             if cursor <= self.committed:
                 tail = self._tail
@@ -174,6 +177,13 @@ class Outbox:
             self._committed_event.clear()
             await self._committed_event.wait()
         return []
+
+    def wake(self) -> None:
+        """End a :meth:`read` that waits for messages, with none (the sender has something
+        else to send in between)."""
+        self._woken = True
+        if self._committed_event is not None:
+            self._committed_event.set()
 
     def acked(self, id_: int, generation: int) -> None:
         """The broker acknowledged this message (read in ``generation``): it may leave."""

@@ -5,6 +5,10 @@ taken from ``BRIDGE_MQTT_TOPIC``. On every connection: NBIRTH (``seq`` 0, the co
 ``bdSeq``, the ``Node Control/Rebirth`` metric), then a DBIRTH per device with every point;
 then DDATA with the points that changed, from the outbox (``is_historical`` on the
 backlog). NDEATH with the same ``bdSeq`` is the Will, and is published on a clean stop.
+A device that goes offline gets a DDEATH, and a DBIRTH before its first DDATA once it
+answers again; a device offline when the node is born gets its DBIRTH with the others and
+its DDEATH after the backlog. Device deaths and births keep their place among the
+outbox's DDATA (``Link.send_in_order``), and a dead device sends no DDATA.
 ``seq`` runs 0..255 over every message but NDEATH, and is set when a message is sent (the
 outbox keeps payloads without it). An NCMD ``Node Control/Rebirth`` = true gets the births
 again. Payloads are the specification's protobuf schema (``sparkplug_b.proto``).
@@ -22,7 +26,7 @@ from bridge.north.outbox import Message
 from bridge.north.sparkplug_b_pb2 import Payload
 from bridge.north.writes import write_value
 from bridge.readings import PublishedReading
-from bridge.states import Quality
+from bridge.states import Quality, Status
 from drivers.base import PointConfig
 
 if TYPE_CHECKING:
@@ -100,6 +104,8 @@ class SparkplugFormat:
         self._bd_seq_next = 0
         self.seq = 0
         self._kinds: dict[tuple[str, str], int] = {}
+        #: devices whose DDEATH is sent or on its way, and no DBIRTH since
+        self._dead: set[str] = set()
 
     def topic(self, kind: str, device: str | None = None) -> str:
         base = f"{NAMESPACE}/{self.group}/{kind}/{self.node}"
@@ -149,6 +155,10 @@ class SparkplugFormat:
             device = Payload(timestamp=now, seq=self._next_seq())
             self._add_metrics(device, device_id, self.bridge.store.device_readings(device_id))
             link.send(self.topic("DBIRTH", device_id), device.SerializeToString(), qos=0)
+        self._dead.clear()
+        for device_id, runtime in self.bridge.devices.items():
+            if runtime.status == Status.OFFLINE:
+                self._die(link, device_id)
 
     async def stopping(self, link: Link) -> None:
         task = link.send(self.topic("NDEATH"), self._death(self.bd_seq))
@@ -210,20 +220,41 @@ class SparkplugFormat:
     ) -> None:
         """DDEATH for each removed device, DBIRTH with every point for each added one."""
         self._kinds.clear()
-        now = millis(None)
         for device in removed:
-            death = Payload(timestamp=now, seq=self._next_seq())
-            link.send(self.topic("DDEATH", device), death.SerializeToString(), qos=0)
+            if device not in self._dead:
+                self._die(link, device)
+            self._dead.discard(device)
         for device in added:
-            birth = Payload(timestamp=now, seq=self._next_seq())
-            self._add_metrics(birth, device, self.bridge.store.device_readings(device))
-            link.send(self.topic("DBIRTH", device), birth.SerializeToString(), qos=0)
+            self._birth(link, device)
+
+    def _die(self, link: Link, device: str) -> None:
+        """A DDEATH for the device, in order; no DDATA of it until its DBIRTH."""
+        self._dead.add(device)
+        death = Payload(timestamp=millis(None)).SerializeToString()
+        link.send_in_order(lambda: (self.topic("DDEATH", device), self._with_seq(death)))
+
+    def _birth(self, link: Link, device: str) -> None:
+        """A DBIRTH with every point as it is now, in order."""
+        self._dead.discard(device)
+        birth = Payload(timestamp=millis(None))
+        self._add_metrics(birth, device, self.bridge.store.device_readings(device))
+        body = birth.SerializeToString()
+        link.send_in_order(lambda: (self.topic("DBIRTH", device), self._with_seq(body)))
 
     def readings_message(
-        self, device: str, readings: Sequence[PublishedReading], frame: bytes | None = None
-    ) -> tuple[str, bytes]:
+        self,
+        link: Link,
+        device: str,
+        readings: Sequence[PublishedReading],
+        frame: bytes | None = None,
+    ) -> tuple[str, bytes] | None:
         """A DDATA payload without ``seq`` (set when it is sent), for the outbox; the
-        stream's JSON ``frame`` is of no use here."""
+        stream's JSON ``frame`` is of no use here. For a dead device: None (nothing to
+        send) unless a reading is good, which makes its DBIRTH go first."""
+        if device in self._dead:
+            if all(r.quality != Quality.GOOD for r in readings):
+                return None  # its death said so: every metric of it is stale
+            self._birth(link, device)
         payload = Payload(timestamp=millis(None))
         self._add_metrics(payload, device, readings)
         return self.topic("DDATA", device), payload.SerializeToString()
@@ -248,10 +279,20 @@ class SparkplugFormat:
             for metric in payload.metrics:
                 metric.is_historical = True
             body = payload.SerializeToString()
+        return self._with_seq(body)
+
+    def _with_seq(self, body: bytes) -> bytes:
+        """A payload with the next ``seq`` (field 3, appended: no re-encoding)."""
         return body + b"\x18" + _varint(self._next_seq())
 
     def published(self, link: Link, device: str, readings: Sequence[PublishedReading]) -> None:
         """Nothing beyond the DDATA: Sparkplug keeps no retained state per point."""
 
     def status_changed(self, link: Link, device: str, frame: dict[str, Any]) -> None:
-        """A device's status shows in its metrics' quality (stale, bad)."""
+        """Offline: a DDEATH. Answering again: a DBIRTH, unless its readings brought one.
+        Other states show in the metrics' quality (stale, bad)."""
+        status = frame["status"]
+        if status == Status.OFFLINE and device not in self._dead:
+            self._die(link, device)
+        elif status in (Status.ONLINE, Status.DEGRADED) and device in self._dead:
+            self._birth(link, device)
