@@ -103,11 +103,25 @@ class Page:
         )
         return found
 
-    async def click(self, selector: str) -> None:
-        """Click an element as a person would (it must be visible)."""
+    async def click(self, selector: str, within: float = 10.0) -> None:
+        """Click an element as a person would (it must be visible).
+
+        While rows arrive the page can move between selenium's scrolling to the element
+        and its click, so that the click lands on another; a person would click again,
+        and so does this until the deadline.
+        """
+        from selenium.common.exceptions import ElementClickInterceptedException
         from selenium.webdriver.common.by import By
 
-        await self.call(lambda: self.driver.find_element(By.CSS_SELECTOR, selector).click())
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                await self.call(lambda: self.driver.find_element(By.CSS_SELECTOR, selector).click())
+                return
+            except ElementClickInterceptedException:
+                if time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.05)
 
     async def type(self, selector: str, text: str) -> None:
         """Type into a field as a person would, replacing what it held."""

@@ -178,14 +178,15 @@ class Link:
             self.connects += 1
             if self.connects > 1:
                 self.reconnects += 1
-            self._set_state(State.CONNECTED)
-            self.last_error = None
             try:
                 async with asyncio.TaskGroup() as session:
                     self._session = session
                     self._in_order.clear()  # of a session gone: the births say it anew
                     for topic in self.format.subscriptions():
                         await client.subscribe(topic, qos=1)
+                    # connected once writes can arrive: a write sent after it is not lost
+                    self._set_state(State.CONNECTED)
+                    self.last_error = None
                     await self.format.connected(self)
                     session.create_task(self._receive(client), name="mqtt receive")
                     session.create_task(self._drain(client, session), name="mqtt outbox")
