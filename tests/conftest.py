@@ -80,11 +80,13 @@ def tcp_device(
     points: list[dict[str, Any]] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """A modbus-tcp device entry with fast test timings."""
+    """A modbus-tcp device entry with fast test timings: polled every 50 ms, and a timeout
+    long enough that a loaded machine's stall is not taken for a silent device (tests of
+    timeouts give their own)."""
     entry: dict[str, Any] = {
         "id": device_id, "driver": "modbus-tcp",
         "connection": {"host": "127.0.0.1", "port": port}, "unit": unit,
-        "interval": 0.05, "timeout": 0.2, "backoff_max": 0.2,
+        "interval": 0.05, "timeout": 0.5, "backoff_max": 0.2,
         "points": points if points is not None else BOILER_POINTS,
     }  # fmt: skip
     entry.update(extra)

@@ -303,7 +303,7 @@ async def test_every_rest_method_gives_typed_results(
             "boiler",
             "online",
             0.05,
-            0.2,
+            0.5,
         )
         assert detail.point_ids == tuple(BOILER_VALUES)
         setpoint = detail.point("setpoint")

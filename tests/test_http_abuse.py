@@ -48,19 +48,34 @@ def status_of(answer: bytes) -> int:
     return int(answer.split(b" ", 2)[1])
 
 
-@pytest.fixture
-async def bridge(
-    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
+async def start_bridge(
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory, request_timeout: float
 ) -> RunningServer:
     _, port = simulator
     running, _ = await bridge_factory(
         [tcp_device("boiler", port, interval=60)],
-        request_timeout=0.3,
+        request_timeout=request_timeout,
         max_connections=4,
         max_subscribers=2,
         write_token="agent:s3cret",
     )
     return running
+
+
+@pytest.fixture
+async def bridge(
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
+) -> RunningServer:
+    """A bridge that cuts slow clients after 0.3 s and takes four connections."""
+    return await start_bridge(simulator, bridge_factory, request_timeout=0.3)
+
+
+@pytest.fixture
+async def patient_bridge(
+    simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
+) -> RunningServer:
+    """As ``bridge``, but idle connections are kept long enough to fill the cap."""
+    return await start_bridge(simulator, bridge_factory, request_timeout=5.0)
 
 
 # ------------------------------------------------------------------- slow clients, caps
@@ -90,8 +105,9 @@ async def test_a_body_that_trickles_is_answered_408_in_bounded_time(bridge: Runn
 
 
 async def test_connections_beyond_the_cap_get_a_503_problem_and_others_are_served(
-    bridge: RunningServer,
+    patient_bridge: RunningServer,
 ) -> None:
+    bridge = patient_bridge
     idle = [await raw(bridge) for _ in range(4)]
     try:
         server = bridge.runner.server

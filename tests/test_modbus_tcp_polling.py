@@ -190,7 +190,8 @@ async def test_a_live_device_keeps_its_rate_beside_dead_and_mute_devices(
     silent.silent = True
     async with ModbusTcpServer(silent) as silent_server:
         interval = 0.1
-        live = tcp_device("live", port, interval=interval, timeout=0.04)
+        # (the live device's own timeout is long: a stalled machine is not what is tested)
+        live = tcp_device("live", port, interval=interval, timeout=0.5)
         # On the live device's own endpoint: a unit id that never answers.
         mute = tcp_device("mute", port, unit=7, interval=interval, timeout=0.04, backoff_max=0.1)
         # On their own links: an endpoint nobody listens on, and a device that never answers.

@@ -145,7 +145,8 @@ async def test_a_bridge_killed_during_an_outage_sends_its_outbox_after_restart(
             base = await asyncio.to_thread(base_url, first)
             await eventually(lambda: len(delivered(consumer)) > 100, within=10)
             await asyncio.to_thread(broker.stop)
-            await eventually(lambda: north(base)["outbox"]["depth"] > 30, within=10)
+            # past 30 by a margin: the newest frames may still be on their way to the disk
+            await eventually(lambda: north(base)["outbox"]["depth"] > 40, within=10)
             first.proc.send_signal(signal.SIGKILL)
             await asyncio.to_thread(first.proc.wait, 5)
         kept = outboxed(outbox)

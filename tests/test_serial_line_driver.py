@@ -199,12 +199,13 @@ async def test_a_late_reply_is_dropped_before_the_next_query(start: Start) -> No
 
 async def test_silence_is_a_timeout_within_the_timeout(start: Start) -> None:
     sim = await start(format="sics")
-    async with opened(line_device(sim.path, timeout=0.1)) as (link, (device,)):
+    async with opened(line_device(sim.path, timeout=0.3)) as (link, (device,)):
         sim.silent = True
         started = time.monotonic()
-        with pytest.raises(DeviceTimeout, match=r"^no reply to 'SI\\r\\n' within 0.1 s$"):
+        with pytest.raises(DeviceTimeout, match=r"^no reply to 'SI\\r\\n' within 0.3 s$"):
             await link.read(device)
-        assert 0.1 <= time.monotonic() - started < 0.1 * 1.9
+        # one timeout, not two (with room for a loaded machine's late timer)
+        assert 0.3 <= time.monotonic() - started < 0.3 * 1.9
         sim.silent = False
         assert dict(await link.read(device)) == {"weight": 123.45}
         assert link.counters("scale") == {"lines": 1, "garbage": 0, "partial": 0, "overlong": 0}
@@ -301,14 +302,15 @@ async def test_stream_mode_publishes_the_newest_line(start: Start) -> None:
 
 
 async def test_stream_mode_polled_faster_than_its_lines_gets_each_line(start: Start) -> None:
-    sim = await start(format="csv", mode="stream", stream_interval=0.02)
+    sim = await start(format="csv", mode="stream", stream_interval=0.1)
     async with opened(line_device(sim.path, "csv", mode="stream")) as (link, (device,)):
         await link.read(device)  # in step with the stream
         before = link.counters("scale")["lines"]
         for step in range(1, 5):
             sim.values["weight"] = float(step)
             assert (await link.read(device))["weight"] == step
-        assert link.counters("scale")["lines"] - before == 4
+        # (more if the machine stalled past a line)
+        assert link.counters("scale")["lines"] - before >= 4
 
 
 async def test_stream_mode_counts_unusable_lines_and_never_publishes_them(start: Start) -> None:
@@ -355,7 +357,7 @@ async def test_stream_mode_drops_a_line_cut_off_by_a_pause(start: Start) -> None
 
 async def test_stream_silence_is_a_timeout(start: Start) -> None:
     sim = await start(format="json", mode="stream", stream_interval=0.02)
-    async with opened(line_device(sim.path, "json", mode="stream", timeout=0.1)) as (
+    async with opened(line_device(sim.path, "json", mode="stream", timeout=0.3)) as (
         link,
         (device,),
     ):
@@ -364,9 +366,9 @@ async def test_stream_silence_is_a_timeout(start: Start) -> None:
         with contextlib.suppress(DeviceTimeout):
             await link.read(device)  # may still find lines sent before the silence
         started = time.monotonic()
-        with pytest.raises(DeviceTimeout, match=r"^no line from the device within 0\.1 s$"):
+        with pytest.raises(DeviceTimeout, match=r"^no line from the device within 0\.3 s$"):
             await link.read(device)
-        assert time.monotonic() - started < 0.1 * 1.9
+        assert time.monotonic() - started < 0.3 * 1.9
         sim.silent = False
         assert dict(await link.read(device)) == EXPECTED["json"]
 

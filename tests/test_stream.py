@@ -112,7 +112,8 @@ async def test_hello_comes_first_then_a_snapshot_of_every_point(
     simulator: tuple[ModbusSimulator, int], bridge_factory: BridgeFactory
 ) -> None:
     _, port = simulator
-    _, session = await bridge_factory([tcp_device("boiler", port)])
+    # one poll, then none for a minute: the snapshot must equal REST's readings, ts too
+    _, session = await bridge_factory([tcp_device("boiler", port, interval=60.0)])
     await eventually(lambda: all_good(session))
     rest = await get_json(session, "api/v1/readings")
 
