@@ -145,16 +145,21 @@ async def test_scan_refuses_a_port_another_process_has_open(
         await holder.wait()
 
 
+async def scan_tcp(server: ModbusTcpServer, *args: str) -> tuple[int, str, str]:
+    """``device-bridge scan modbus-tcp`` of a simulator, 0.2 s per request."""
+    return await cli(
+        "scan", "modbus-tcp", "--host", "127.0.0.1", "--port", str(server.port),
+        "--timeout", "0.2", *args,
+    )  # fmt: skip
+
+
 async def test_over_tcp_a_gateways_10_and_11_mean_no_device_and_other_exceptions_one() -> None:
     sim = ModbusSimulator({unit: ModbusDeviceState() for unit in (1, 4, 5, 6)})
     sim.exception_for("holding", 0, 65535, 1, unit=4)  # no holding registers: still there
     sim.exception_for("holding", 0, 65535, 10, unit=5)  # gateway: path unavailable
     sim.exception_for("holding", 0, 65535, 11, unit=6)  # gateway: target did not answer
     async with ModbusTcpServer(sim) as server:
-        status, out, err = await cli(
-            "scan", "modbus-tcp", "--host", "127.0.0.1", "--port", str(server.port),
-            "--units", "1-7", "--range", "0-9", "--timeout", "0.2", "--json",
-        )  # fmt: skip
+        status, out, err = await scan_tcp(server, "--units", "1-7", "--range", "0-9", "--json")
     assert status == 0, err
     units = {u["unit"]: u for u in json.loads(out)["units"]}
     assert sorted(units) == [1, 4]
@@ -165,3 +170,26 @@ async def test_over_tcp_a_gateways_10_and_11_mean_no_device_and_other_exceptions
     }
     assert units[4]["tables"]["input"]["ranges"] == [{"start": 0, "end": 9}]
     assert f"on 127.0.0.1:{server.port}" in err
+
+
+async def test_a_lost_reply_is_asked_again_and_a_block_that_never_answers_is_named() -> None:
+    sim = ModbusSimulator({1: ModbusDeviceState()})  # every address readable
+    sim.lose_replies_for("input", 130, 130, 1, unit=1)  # one reply lost on a noisy line
+    sim.lose_replies_for("holding", 130, 130, 2, unit=1)  # lost again when asked again
+    async with ModbusTcpServer(sim) as server:
+        status, out, err = await scan_tcp(server, "--units", "1", "--range", "0-299", "--json")
+        assert status == 0, err
+        tables = json.loads(out)["units"][0]["tables"]
+        # the input read that lost its reply was asked again and answered
+        assert tables["input"] == {"ranges": [{"start": 0, "end": 299}]}
+        # the holding block asked twice in vain is a hole the note names, not a silent gap
+        assert tables["holding"]["ranges"] == [
+            {"start": 0, "end": 124}, {"start": 250, "end": 299},
+        ]  # fmt: skip
+        assert tables["holding"]["note"] == (
+            f"unit 1 at 127.0.0.1:{server.port} did not answer within 0.2 s at 125..249, "
+            "asked 2 times"
+        )
+        status, out, _ = await scan_tcp(server, "--units", "1", "--range", "0-299")
+    assert status == 0
+    assert "  holding   0..299" in out.splitlines()  # the rules were used up: all answers

@@ -301,6 +301,29 @@ async def test_silent_answers_nothing_then_resumes(
         writer.close()
 
 
+async def test_lost_replies_are_the_next_answers_to_a_range_then_it_answers_again(
+    sim: ModbusSimulator, server: ModbusTcpServer
+) -> None:
+    sim.lose_replies_for("holding", 10, 19, 2, unit=1)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(frame(1, 1, b"\x06\x00\x0c\x00\x07"))  # write 7 to 12: carried out
+        writer.write(frame(2, 2, b"\x03\x00\x0c\x00\x01"))  # another unit: answered
+        assert await asyncio.wait_for(reader.readexactly(11), 1.0) == frame(
+            2, 2, b"\x03\x02\x00\x00"
+        )
+        writer.write(frame(3, 1, b"\x03\x00\x00\x00\x0a"))  # 0..9: outside the range
+        assert (await asyncio.wait_for(reader.readexactly(29), 1.0))[:2] == b"\x00\x03"
+        writer.write(frame(4, 1, b"\x03\x00\x13\x00\x02"))  # 19..20: the second lost
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(reader.readexactly(1), NO_ANSWER)
+        writer.write(frame(5, 1, b"\x03\x00\x0c\x00\x01"))
+        answer = await asyncio.wait_for(reader.readexactly(11), 1.0)
+        assert answer == frame(5, 1, b"\x03\x02\x00\x07")  # the lost write had been done
+    finally:
+        writer.close()
+
+
 async def test_delay_holds_the_answer_back(
     sim: ModbusSimulator, client: AsyncModbusTcpClient
 ) -> None:

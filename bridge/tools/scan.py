@@ -8,7 +8,9 @@ Through the Modbus driver's own link, one request at a time:
 2. :func:`readable_ranges` reads each table of a unit found over a window of addresses in
    requests as large as the device allows, and splits a request refused with "illegal data
    address" in two, as the driver's planner does, down to single addresses: what is left
-   are the readable blocks. "Illegal function" means the unit has no such table.
+   are the readable blocks. "Illegal function" means the unit has no such table. A read
+   that gets no usable answer is asked once more; blocks that got none twice are named
+   in the table's note, apart from the readable ones.
 
 It is a set-up-time command: it talks to every unit id, which a bridge polling the same
 bus would see as noise (and an RS-485 bus has one master). :func:`port_holders` finds the
@@ -31,6 +33,9 @@ from drivers.modbus.pdu import EXCEPTION_NAMES, ModbusRefusal
 from drivers.modbus.planner import ReadBlock
 
 ILLEGAL_FUNCTION = 1
+#: a read of a unit that has answered is asked again when it gets no usable answer (none,
+#: or a garbled one): on a noisy line, one lost reply should not make a block unreadable
+READ_ATTEMPTS = 2
 #: exceptions a gateway answers for a unit behind it that is absent or silent
 GATEWAY_ABSENT = frozenset({10, 11})
 TABLES: tuple[Table, ...] = ("holding", "input", "coil", "discrete")
@@ -126,35 +131,47 @@ def _merge(blocks: list[tuple[int, int]]) -> list[tuple[int, int]]:
 async def readable_ranges(
     link: ModbusLink[Any], device: ModbusDevice, table: Table, first: int, last: int
 ) -> tuple[list[tuple[int, int]], str | None]:
-    """The readable blocks of one table within ``first..last``, and a note if none could
-    be read for a reason other than illegal addresses (no such table, no answer)."""
+    """The readable blocks of one table within ``first..last``, and a note if some could
+    not be read for a reason other than illegal addresses: no such table, or no usable
+    answer to a read asked :data:`READ_ATTEMPTS` times (which names the blocks, when
+    others were readable)."""
     size = device.max_bits if table in BIT_TABLES else device.max_registers
     readable: list[tuple[int, int]] = []
-    note: str | None = None
+    unanswered: list[tuple[int, int]] = []
+    refused: str | None = None
+    failure: str | None = None
 
     async def read(start: int, end: int) -> None:  # end exclusive
-        nonlocal note
-        try:
-            await link.read_raw(device, ReadBlock(table, start, end - start, ()))
-        except ModbusRefusal as refusal:
-            if refusal.code == ILLEGAL_ADDRESS:
-                if end - start > 1:
-                    middle = (start + end) // 2
-                    await read(start, middle)
-                    await read(middle, end)
+        nonlocal refused, failure
+        for _ in range(READ_ATTEMPTS):
+            try:
+                await link.read_raw(device, ReadBlock(table, start, end - start, ()))
+            except ModbusRefusal as refusal:
+                if refusal.code == ILLEGAL_ADDRESS:
+                    if end - start > 1:
+                        middle = (start + end) // 2
+                        await read(start, middle)
+                        await read(middle, end)
+                    return
+                refused = str(refusal)
                 return
-            note = str(refusal)
+            except (DeviceTimeout, DeviceError) as exc:
+                failure = str(exc)
+                continue
+            readable.append((start, end - 1))
             return
-        except (DeviceTimeout, DeviceError) as exc:
-            note = str(exc)
-            return
-        readable.append((start, end - 1))
+        unanswered.append((start, end - 1))
 
     for start in range(first, last + 1, size):
         await read(start, min(start + size, last + 1))
-        if note is not None and not readable:
+        if (refused is not None or unanswered) and not readable:
             break  # no such table, or silence: asking further costs a timeout each
-    return _merge(readable), (note if not readable else None)
+    if unanswered and readable:
+        blocks = ", ".join(f"{a}..{b}" for a, b in _merge(unanswered))
+        return _merge(readable), f"{failure} at {blocks}, asked {READ_ATTEMPTS} times"
+    if unanswered:
+        return [], f"{failure}, asked {READ_ATTEMPTS} times"
+    return _merge(readable), (refused if not readable else None)
 
 
 async def survey(

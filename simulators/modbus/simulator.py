@@ -65,6 +65,18 @@ class ExceptionRule:
     unit: int | None = None
 
 
+@dataclass(slots=True)
+class LostReplies:
+    """The next ``count`` answers to requests of ``unit`` (None: every unit) touching the
+    range are not sent, as a noisy line loses them; the request is still carried out."""
+
+    table: Table
+    start: int
+    end: int
+    count: int
+    unit: int | None = None
+
+
 class _ModbusException(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(code)
@@ -83,6 +95,7 @@ class ModbusSimulator:
     - ``unreadable``: ``(table, start, end_inclusive)`` ranges answering exception 2 to
       reads of every unit (each unit has its own list too);
     - :meth:`exception_for`: an arbitrary exception code for a range;
+    - :meth:`lose_replies_for`: the next answers to requests touching a range are lost;
     - ``reply_fault``: answers that fit another request (see
       :mod:`simulators.modbus.reply_faults`): ``function`` (a read answered from the
       sibling table with its code), ``byte_count``, ``quantity``, ``echo_address``,
@@ -109,6 +122,7 @@ class ModbusSimulator:
         self.reply_fault: ReplyFault | None = None
         self.unreadable: list[tuple[Table, int, int]] = []
         self.exceptions: list[ExceptionRule] = []
+        self.lost_replies: list[LostReplies] = []
         self.requests: list[LoggedRequest] = []
         self.generated: list[GeneratedValue] = []
         self.max_logged = max_logged
@@ -131,6 +145,15 @@ class ModbusSimulator:
             raise ValueError(f"exception code must be 1..255, not {code}")
         self.exceptions.append(ExceptionRule(table, start, end, code, unit))
 
+    def lose_replies_for(
+        self, table: Table, start: int, end: int, count: int = 1, *, unit: int | None = None
+    ) -> None:
+        """Send no answer to the next ``count`` requests touching ``start..end``
+        (inclusive) of ``table``: a lost reply, which the client sees as a timeout."""
+        if count < 1:
+            raise ValueError(f"count must be at least 1, not {count}")
+        self.lost_replies.append(LostReplies(table, start, end, count, unit))
+
     def clear_faults(self) -> None:
         """Switch every fault off (the units' own ``unreadable`` ranges stay)."""
         self.delay = 0.0
@@ -139,6 +162,7 @@ class ModbusSimulator:
         self.reply_fault = None
         self.unreadable.clear()
         self.exceptions.clear()
+        self.lost_replies.clear()
 
     def drop_connections(self) -> None:
         """Ask every transport to close its open connections now (RTU ignores it)."""
@@ -227,8 +251,28 @@ class ModbusSimulator:
         try:
             response = self._dispatch(unit, state, pdu[0], pdu)
         except _ModbusException as error:
-            return bytes([function | 0x80, error.code])
-        return response if fault is None else mangle(fault, response)
+            response = bytes([function | 0x80, error.code])
+        else:
+            response = response if fault is None else mangle(fault, response)
+        if self.lost_replies and self._lost(unit, function, address, count):
+            return None
+        return response
+
+    def _lost(self, unit: int, function: int, address: int, count: int) -> bool:
+        """Whether a lost-replies rule takes this answer (and counts it)."""
+        table = FUNCTION_TABLE.get(function)
+        last = address + max(count, 1) - 1
+        for rule in self.lost_replies:
+            if (
+                rule.count
+                and rule.table == table
+                and rule.unit in (None, unit)
+                and rule.start <= last
+                and address <= rule.end
+            ):
+                rule.count -= 1
+                return True
+        return False
 
     def _dispatch(self, unit: int, state: ModbusDeviceState, function: int, pdu: bytes) -> bytes:
         table = FUNCTION_TABLE.get(function)
