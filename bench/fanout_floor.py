@@ -1,13 +1,19 @@
 """The floor under the stream's fan-out: one frame written to N loopback sockets, no bridge.
 
-A receiver process opens ``--connections`` TCP connections to this one and reads them
-every 2 ms, as the latency benchmark's clients do (``bench/subscribers.py --clock``);
-this process writes one ``--size``-byte frame to every connection, ten times a second, and
-prints how long one round of writes took (median and p90) and the CPU it cost per write.
-``--threads 2`` splits each round between two threads writing with ``os.write`` (which
-lets other threads run during the system call), to see whether a second core helps.
+``--receivers`` processes open ``--connections`` TCP connections to this one between them
+and read them every 2 ms, as the latency benchmark's clients do (``bench/subscribers.py
+--clock``); ten times a second one ``--size``-byte frame is written to every connection,
+and the script prints how long one round of writes took (median and p90: from the
+round's start to the last write) and the CPU it cost per write.
 
-    .venv/bin/python bench/fanout_floor.py [--threads 1|2]
+By default one thread writes every connection. ``--writers 2`` splits each round in two:
+``--split threads`` between two threads writing with ``os.write`` (which lets the other
+thread run during the system call), ``--split processes`` between two processes, each
+holding its half of the sockets and pinned to a core of its own: whether a second core
+lowers the floor. As in ``bench/latency.py``, the (first) writer is kept on the first
+core and the receivers on the others.
+
+    .venv/bin/python bench/fanout_floor.py [--writers 1|2] [--split threads|processes]
 """
 
 from __future__ import annotations
@@ -17,12 +23,16 @@ import contextlib
 import os
 import select
 import socket
+import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+#: between the rounds of writes, as a 100 ms poll interval publishes
+ROUND_EVERY = 0.1
+
 
 def receive(port: int, connections: int, seconds: float) -> None:
-    """In the receiver process: connect, then read whatever is ready every 2 ms."""
+    """In a receiver process: connect, then read whatever is ready every 2 ms."""
     sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(connections)]
     poller = select.epoll()
     by_fd = {}
@@ -38,58 +48,135 @@ def receive(port: int, connections: int, seconds: float) -> None:
         time.sleep(0.002)
 
 
+def write(fds: list[int], frame: bytes) -> None:
+    for fd in fds:
+        os.write(fd, frame)
+
+
+def rounds_of_writes(
+    fds: list[int], frame: bytes, starts: list[float]
+) -> tuple[list[float], list[float]]:
+    """Write ``frame`` to every fd at each start time (Unix): when each round ended,
+    after its start, and how long its writes took."""
+    ends, took = [], []
+    for start in starts:
+        time.sleep(max(0.0, start - time.time()))
+        began = time.time()
+        write(fds, frame)
+        ends.append(time.time() - start)
+        took.append(time.time() - began)
+    return ends, took
+
+
+def in_threads(shares: list[list[int]], frame: bytes, starts: list[float]) -> list[float]:
+    """Each round split between this thread and as many more as there are shares."""
+    pool = ThreadPoolExecutor(len(shares) - 1)
+    ends = []
+    for start in starts:
+        time.sleep(max(0.0, start - time.time()))
+        others = [pool.submit(write, share, frame) for share in shares[1:]]
+        write(shares[0], frame)
+        for other in others:
+            other.result()
+        ends.append(time.time() - start)
+    pool.shutdown()
+    return ends
+
+
+def in_processes(
+    shares: list[list[int]], frame: bytes, starts: list[float], cores: list[int]
+) -> list[float]:
+    """Each round split between this process and one more per further share, each on a
+    core of its own, starting each round at the same time: when the last one ended.
+    Prints how long each writer's own share took."""
+    read_end, write_end = os.pipe()
+    children = []
+    for k, share in enumerate(shares[1:], start=1):
+        pid = os.fork()
+        if pid == 0:
+            os.sched_setaffinity(0, {cores[k % len(cores)]})
+            ends, took = rounds_of_writes(share, frame, starts)
+            line = " ".join(map(repr, ends)) + "|" + repr(statistics.median(took))
+            os.write(write_end, (line + "\n").encode())
+            os._exit(0)
+        children.append(pid)
+    ends, took = rounds_of_writes(shares[0], frame, starts)
+    medians = [statistics.median(took)]
+    with os.fdopen(read_end) as results:
+        for _ in children:
+            their_ends, their_median = results.readline().split("|")
+            ends = [max(a, float(b)) for a, b in zip(ends, their_ends.split(), strict=True)]
+            medians.append(float(their_median))
+    for pid in children:
+        os.waitpid(pid, 0)
+    print(
+        "each writer's share of a round (median): "
+        + ", ".join(
+            f"{m * 1000:.2f} ms on core {cores[k % len(cores)]}" for k, m in enumerate(medians)
+        )
+    )
+    return ends
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--size", type=int, default=1200)
-    parser.add_argument("--threads", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--receivers", type=int, default=2)
+    parser.add_argument("--writers", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--split", choices=("threads", "processes"), default="threads")
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
+    cores = sorted(os.sched_getaffinity(0))
     listener = socket.create_server(("127.0.0.1", 0), backlog=args.connections)
     port = listener.getsockname()[1]
-    receiver = os.fork()
-    if receiver == 0:
-        listener.close()
-        receive(port, args.connections, args.seconds + 10)
-        os._exit(0)
-    accepted = [listener.accept()[0] for _ in range(args.connections)]
+    accepted: list[socket.socket] = []
+    receivers = []
+    for i in range(args.receivers):
+        count = args.connections // args.receivers + (i < args.connections % args.receivers)
+        receiver = os.fork()
+        if receiver == 0:
+            listener.close()
+            if len(cores) > 1:
+                os.sched_setaffinity(0, set(cores[1:]))
+            receive(port, count, args.seconds + 10)
+            os._exit(0)
+        receivers.append(receiver)
+        accepted += [listener.accept()[0] for _ in range(count)]
     for sock in accepted:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setblocking(False)
+    os.sched_setaffinity(0, {cores[0]})
     fds = [sock.fileno() for sock in accepted]
+    # each writer a block of the connections, as each receiver holds a block of them
+    shares = [fds[k * len(fds) // args.writers : (k + 1) * len(fds) // args.writers]
+              for k in range(args.writers)]  # fmt: skip
     frame = b"x" * args.size
-    halves = (fds[::2], fds[1::2])
-
-    def write(share: list[int]) -> None:
-        for fd in share:
-            os.write(fd, frame)
-
-    pool = ThreadPoolExecutor(1)
-    rounds: list[float] = []
+    first = time.time() + 1.0
+    starts = [first + i * ROUND_EVERY for i in range(int(args.seconds / ROUND_EVERY))]
     before = os.times()
-    deadline = time.monotonic() + args.seconds
-    while time.monotonic() < deadline:
-        started = time.perf_counter()
-        if args.threads == 1:
-            write(fds)
-        else:
-            other = pool.submit(write, halves[1])
-            write(halves[0])
-            other.result()
-        rounds.append(time.perf_counter() - started)
-        time.sleep(0.1)
+    if args.writers == 1:
+        ends, _ = rounds_of_writes(fds, frame, starts)
+    elif args.split == "threads":
+        ends = in_threads(shares, frame, starts)
+    else:
+        ends = in_processes(shares, frame, starts, cores)
     after = os.times()
-    writes = len(rounds) * args.connections
-    rounds.sort()
+    writes = len(starts) * len(fds)
+    ends.sort()
+    # the writer processes are counted too: they have been waited for
+    user = after.user + after.children_user - before.user - before.children_user
+    system = after.system + after.children_system - before.system - before.children_system
     print(
-        f"{args.connections} sockets, {args.size} bytes, {args.threads} thread(s): a round of "
-        f"writes took {rounds[len(rounds) // 2] * 1000:.2f} ms (median), "
-        f"{rounds[int(len(rounds) * 0.9)] * 1000:.2f} ms (p90); per write "
-        f"{(after.user - before.user) / writes * 1e6:.2f} µs user, "
-        f"{(after.system - before.system) / writes * 1e6:.2f} µs system"
+        f"{args.connections} sockets, {args.size} bytes, {args.writers} writer(s)"
+        f"{f' ({args.split})' if args.writers > 1 else ''}: a round of writes took "
+        f"{statistics.median(ends) * 1000:.2f} ms (median), "
+        f"{ends[int(len(ends) * 0.9)] * 1000:.2f} ms (p90); per write "
+        f"{user / writes * 1e6:.2f} µs user, {system / writes * 1e6:.2f} µs system"
     )
-    os.kill(receiver, 15)
-    os.waitpid(receiver, 0)
+    for receiver in receivers:
+        os.kill(receiver, 15)
+        os.waitpid(receiver, 0)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ the wait for the next poll, so it spreads over the interval. 137 ms and 100 ms h
 common factor, so a run's changes fall at every millisecond of the poll interval in turn,
 as changes at random times would; a period such as 130 ms would only ever fall at ten
 points 10 ms apart, and a tenth of the frames would wait the longest. Also printed: the
-p99 by the time the clients read the frames, whether the poll rate held, and the
-bridge's CPU.
+p99 by the time the clients read the frames, whether the poll rate held, the
+bridge's CPU, and the time the hypervisor took from the bridge's core for other guests
+(``steal`` in ``/proc/stat``; 0 on a machine of its own).
 
     .venv/bin/python bench/latency.py --subscribers 1 1000
 """
@@ -77,9 +78,12 @@ def run(
     for client in clients:
         pin(client, others)
     time.sleep(max(0.0, t0 - time.time()))
+    core = min(os.sched_getaffinity(bridge.pid))
     polls0, cpu0 = polls(BRIDGE_PORT), peers.cpu_seconds(bridge.pid)
+    stolen0 = peers.stolen_seconds(core)
     time.sleep(max(0.0, t1 - time.time()))
     polls1, cpu1 = polls(BRIDGE_PORT), peers.cpu_seconds(bridge.pid)
+    stolen = (peers.stolen_seconds(core) - stolen0) / args.seconds
     counts = [json.loads(c.communicate()[0]) for c in clients]
     latencies = sorted(x for c in counts for x in c["latencies"])
     read = sorted(x for c in counts for x in c["read_latencies"])
@@ -92,7 +96,7 @@ def run(
         f"| {count} | {p50:.1f} ms | {p99:.1f} ms | {latencies[-1] * 1000:.1f} ms | "
         f"{read_p99:.1f} ms | "
         f"{len(latencies) / expected_frames:.1%} | {held:.1%} | "
-        f"{(cpu1 - cpu0) / args.seconds:.1%} |",
+        f"{(cpu1 - cpu0) / args.seconds:.1%} | {stolen:.1%} |",
         flush=True,
     )
 
@@ -137,9 +141,9 @@ def main() -> None:
             )
             print(
                 "| subscribers | p50 | p99 | max | p99 read | frames | poll rate held "
-                "| bridge CPU |"
+                "| bridge CPU | stolen |"
             )
-            print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+            print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for count in args.subscribers:
                 run(count, args.processes, args, bridge, others)
         finally:

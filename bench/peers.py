@@ -31,6 +31,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def stolen_seconds(core: int) -> float:
+    """Time the hypervisor ran something else while this virtual core wanted to run
+    (``steal`` in ``/proc/stat``), so far."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        fields = line.split()
+        if fields[0] == f"cpu{core}":
+            return int(fields[8]) / TICKS
+    return 0.0
+
+
 def rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
