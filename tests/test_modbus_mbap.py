@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from drivers.base import DeviceTimeout, LinkError
+from drivers.base import DeviceTimeout, Exchange, LinkError
 from drivers.modbus.config import ModbusTcpDevice
 from drivers.modbus.mbap import HEADER, frame
 from drivers.modbus.tcp import ModbusTcpLink
@@ -93,6 +93,55 @@ async def test_a_reply_with_another_transaction_id_is_dropped_and_counted(
     link = await open_link(late_then_right)
     assert await link.read(the_device(link)) == {"p": 42}
     assert link.counters("d")["late_replies"] == 1
+
+
+class Recorder:
+    """A tap, as the traffic view attaches one: the exchanges it was given."""
+
+    def __init__(self) -> None:
+        self.exchanges: list[Exchange] = []
+
+    def record(self, exchange: Exchange) -> None:
+        self.exchanges.append(exchange)
+
+
+async def test_the_traffic_view_shows_a_late_reply_and_unframed_bytes_beside_the_answer(
+    open_link: Callable[[Script], Awaitable[ModbusTcpLink]],
+) -> None:
+    requests = 0
+    stale = bytes.fromhex("03 02 0063")
+    not_modbus = b"+CME ERROR\r\n"
+
+    async def script(transaction: int, unit: int, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        requests += 1
+        if requests == 1:  # too slow: answered along with the next request
+            return
+        if requests == 2:
+            writer.write(frame((transaction - 1) & 0xFFFF, unit, stale))
+            await writer.drain()
+            writer.write(frame(transaction, unit, ANSWER))
+        else:  # a modem's line where a frame should be
+            writer.write(not_modbus)
+
+    link = await open_link(script)
+    tap = link.tap = Recorder()
+    with pytest.raises(DeviceTimeout):
+        await link.read(the_device(link))
+    assert await link.read(the_device(link)) == {"p": 42}
+    with pytest.raises(DeviceTimeout):
+        await link.read(the_device(link))
+    timed_out, answered, garbage = tap.exchanges
+    assert timed_out.received == b""
+    assert "did not answer" in (timed_out.error or "")
+    # the late reply to the first request arrived during the second and shows before
+    # the second's answer, whole, with its own transaction id
+    assert answered.received == frame(1, 1, stale) + frame(2, 1, ANSWER)
+    assert answered.sent == frame(2, 1, READ)
+    assert answered.error is None
+    assert garbage.received == not_modbus
+    assert "did not answer" in (garbage.error or "")
+    assert link.counters("d") == {"late_replies": 1, "unframed_bytes": len(not_modbus)}
 
 
 async def test_only_late_replies_end_in_a_timeout_never_a_value(

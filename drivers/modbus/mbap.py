@@ -41,6 +41,9 @@ class MbapConnection(asyncio.Protocol):
         self._buffer = bytearray()
         #: the id of the latest request (its frame is :func:`frame` of it)
         self.transaction = 0
+        #: while not None (the link's traffic is watched), every byte that arrives is added
+        #: to it as it came, late replies and unframed bytes included
+        self.capture: bytearray | None = None
         self._waiting: tuple[int, asyncio.Future[tuple[int, bytes]]] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -52,6 +55,8 @@ class MbapConnection(asyncio.Protocol):
         self._fail(LinkError(f"connection to {self.where} is lost"))
 
     def data_received(self, data: bytes) -> None:
+        if self.capture is not None:
+            self.capture += data
         buffer = self._buffer
         buffer += data
         while len(buffer) >= HEADER.size:

@@ -67,11 +67,14 @@ class ModbusTcpLink(ModbusLink[ModbusTcpDevice]):
     async def transact(self, device: ModbusDevice, pdu: bytes, wire: Wire | None = None) -> bytes:
         """One request PDU, bounded by the device's timeout; the reply PDU as received,
         for :mod:`drivers.modbus.pdu` to check. A ``wire`` gets the request's MBAP frame
-        and the frame that answered it (late replies and unframed bytes are counted, not
-        shown: :meth:`counters`)."""
+        and every byte that arrived from sending it until the answer (or the timeout), as
+        it came: a late reply to an earlier request, or bytes that cannot be a frame, show
+        beside the answer (they are also counted: :meth:`counters`)."""
         connection = self._connection
         if connection is None or connection.lost:
             raise LinkError(f"connection to {self.host}:{self.port} is lost")
+        if wire is not None:
+            connection.capture = bytearray()
         try:
             async with asyncio.timeout(device.timeout):
                 unit, reply = await connection.transact(device.unit, pdu)
@@ -83,10 +86,8 @@ class ModbusTcpLink(ModbusLink[ModbusTcpDevice]):
         finally:
             if wire is not None:
                 wire.sent = frame(connection.transaction, device.unit, pdu)
-        if wire is not None:
-            # The frame as it came: a frame is parsed only if its protocol id is 0 and its
-            # length is that of the unit and PDU it carried, so these are its bytes.
-            wire.received = frame(connection.transaction, unit, reply)
+                wire.received = bytes(connection.capture or b"")
+                connection.capture = None
         if unit != device.unit:
             raise ReplyMismatch(f"a reply from unit {unit} instead of {device.unit}")
         return reply
