@@ -133,6 +133,11 @@ class Wire:
 
     sent: bytes = b""
     received: bytes = b""
+    #: bytes that had arrived before the request while nothing was asked, dropped before
+    #: it was sent (on a bus: a reply after its timeout, another master, noise) ...
+    unrequested: bytes = b""
+    #: ... and when the last of them arrived (Unix time)
+    unrequested_at: float = 0.0
 
 
 class Tap(Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from serial_asyncio_fast import open_serial_connection
 from bridge.config import ConfigError, parse_config
 from simulators.modbus import ModbusDeviceState, ModbusSimulator
 from simulators.modbus.rtu import ModbusRtuServer
+from simulators.modbus.rtu_frame import crc16
 
 FLOW = [{"id": "flow", "table": "input", "address": 0, "type": "uint32", "scale": 0.001,
          "unit": "m3/h"},
@@ -218,3 +220,38 @@ async def test_a_socket_url_reaches_rtu_devices_behind_a_tcp_serial_server(
         await eventually(lambda: values(running, "flow-b") == {"flow": 8.2, "total": 9})
         assert values(running, "flow-a") == {"flow": 12.345, "total": 7}
         await running.close()  # before the serial server goes away
+
+
+async def test_a_reply_after_its_timeout_is_counted_and_shown_in_the_traffic_view(
+    bridge_factory: BridgeFactory, bus: tuple[ModbusSimulator, ModbusRtuServer]
+) -> None:
+    sim, server = bus
+    # the next request goes out 0.3 s after the last: long after each late reply came
+    running, http = await bridge_factory(
+        [rtu_device("flow-a", server.path, 3, timeout=0.05, interval=0.3, backoff_max=0.3)]
+    )
+    bridge = running.bridge
+    await eventually(lambda: bridge.devices["flow-a"].status == "online")
+    assert bridge.driver_counters("flow-a") == {"unrequested_bytes": 0}
+    bridge.traffic.watch()
+    (tap,) = bridge.traffic.taps.values()
+    sim.delay = 0.1  # every answer comes about 50 ms after its request timed out
+    await eventually(lambda: any(b"nothing asked for" in f for _, f in tap.ring))
+    entry = next(json.loads(f) for _, f in tap.ring if b"nothing asked for" in f)
+    late = bytes.fromhex(entry["received"])
+    # the whole reply of unit 3 to the read it was too slow for: unit, function, CRC
+    assert late[0] == 3
+    assert late[1] in (3, 4)
+    assert len(late) == 5 + late[2]
+    assert crc16(late[:-2]) == int.from_bytes(late[-2:], "little")
+    assert entry["device"] == ""
+    assert entry["sent"] == ""
+    assert "after its timeout" in entry["error"]
+    # and it is counted with the device's stats, for whoever has no page open
+    answer = await http.get("/api/v1/devices/flow-a")
+    counted = (await answer.json())["stats"]["driver"]["unrequested_bytes"]
+    assert counted >= len(late)
+    sim.delay = 0.0
+    await eventually(lambda: bridge.devices["flow-a"].status == "online")
+    # never taken for an answer: the values are unit 3's own
+    assert values(running, "flow-a") == {"flow": 12.345, "total": 7}

@@ -43,6 +43,13 @@ from drivers.modbus.rtu_frame import describe_pdu
 
 ILLEGAL_ADDRESS = 2
 
+#: the traffic view's entry for bytes a transport dropped before a request (no device)
+UNREQUESTED = "bytes nothing asked for"
+UNREQUESTED_WHY = (
+    "arrived while no request was out (a reply after its timeout, another master on the "
+    "bus, or noise): dropped before the next request"
+)
+
 #: a point found unreadable is asked for again only every this many polls
 REPROBE_EVERY = 30
 
@@ -117,6 +124,11 @@ class ModbusLink(Link[ModbusDeviceT]):
             error = str(exc)
             raise
         finally:
+            if wire.unrequested:
+                tap.record(
+                    Exchange("", UNREQUESTED, b"", wire.unrequested, wire.unrequested_at, 0.0,
+                             UNREQUESTED_WHY)
+                )  # fmt: skip
             tap.record(
                 Exchange(device.id, f"unit {device.unit}: {describe_pdu(request)}", wire.sent,
                          wire.received, started, time.perf_counter() - begun, error)

@@ -56,6 +56,7 @@ class ModbusRtuLink(ModbusLink[ModbusRtuDevice]):
         self._open_timeout = max(d.timeout for d in devices)
         self._channel: SerialChannel | None = None
         self._quiet_from = 0.0
+        self._unrequested = 0  # bytes dropped before a request: nothing had asked for them
 
     @property
     def is_open(self) -> bool:
@@ -71,6 +72,11 @@ class ModbusRtuLink(ModbusLink[ModbusRtuDevice]):
         if channel is not None:
             channel.close()
 
+    def counters(self, device_id: str) -> dict[str, int]:
+        """Bytes that arrived while nothing was asked, dropped before the next request
+        (all the bus's devices'): a reply after its timeout, another master, noise."""
+        return {"unrequested_bytes": self._unrequested}
+
     async def transact(self, device: ModbusDevice, pdu: bytes, wire: Wire | None = None) -> bytes:
         """Send one request PDU to the device and return its reply PDU.
 
@@ -78,14 +84,18 @@ class ModbusRtuLink(ModbusLink[ModbusRtuDevice]):
         checked against the request: that is :mod:`drivers.modbus.pdu`'s. Raises
         DeviceTimeout when nothing usable came, DeviceError when only unusable frames
         came, LinkError when the port is gone. A ``wire`` gets the request frame and every
-        byte that arrived after it, noise and bad frames included.
+        byte that arrived after it, noise and bad frames included, and the bytes dropped
+        before it (``unrequested``).
         """
         size = reply_size(pdu[0], int.from_bytes(pdu[3:5], "big"))
         channel = self._channel
         if channel is None or not channel.is_open:
             raise LinkError(f"{self.connection.port} is not open")
         await wait_until(max(channel.last_byte_at, self._quiet_from) + self._gap)
-        channel.discard()
+        if wire is not None and channel.buffer:
+            wire.unrequested = bytes(channel.buffer)
+            wire.unrequested_at = time.time() - (time.monotonic() - channel.last_byte_at)
+        self._unrequested += channel.discard()
         request = frame(device.unit, pdu)
         channel.write(request)
         sent = time.monotonic()
@@ -110,6 +120,9 @@ class ModbusRtuLink(ModbusLink[ModbusRtuDevice]):
         finally:
             if wire is not None:
                 wire.sent, wire.received = request, bytes(channel.buffer)
+            # What came until now came for this request; what comes after it, nothing
+            # asked for (it is counted when the next request drops it).
+            channel.discard()
 
 
 class ModbusRtuDriver(ModbusDriver[ModbusRtuDevice]):
