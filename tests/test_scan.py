@@ -14,6 +14,7 @@ import pytest
 from test_probe import cli
 
 from bridge.config import load_config
+from bridge.tools.scan import answer_hints
 from simulators.modbus import ModbusDeviceState, ModbusSimulator
 from simulators.modbus.rtu import ModbusRtuServer
 from simulators.modbus.tcp import ModbusTcpServer
@@ -193,3 +194,28 @@ async def test_a_lost_reply_is_asked_again_and_a_block_that_never_answers_is_nam
         status, out, _ = await scan_tcp(server, "--units", "1", "--range", "0-299")
     assert status == 0
     assert "  holding   0..299" in out.splitlines()  # the rules were used up: all answers
+
+
+async def test_a_unit_slower_than_the_timeout_gets_a_hint_to_scan_with_a_longer_one() -> None:
+    sim = ModbusSimulator({1: ModbusDeviceState()})
+    sim.delay = 0.3  # unit 1 answers 0.1 s after the scan gave up on it, while 2 is asked
+    async with ModbusTcpServer(sim) as server:
+        status, out, err = await scan_tcp(server, "--units", "1-2", "--json")
+    assert status == 1  # nobody answered in time
+    assert json.loads(out)["driver"] == {"late_replies": 1, "unframed_bytes": 0}
+    assert (
+        "scan: 1 reply came after the request had timed out: a unit is slower than 0.2 s; "
+        "scan again with a longer --timeout"
+    ) in err.splitlines()
+
+
+def test_the_hints_name_what_was_dropped_and_nothing_when_nothing_was() -> None:
+    assert answer_hints({"late_replies": 0, "unframed_bytes": 0}, 0.1) == []
+    assert answer_hints({}, 0.1) == []
+    (stray,) = answer_hints({"unrequested_bytes": 7}, 0.1)
+    assert stray.startswith("7 byte(s) came while no request was out")
+    assert "another master" in stray
+    late, unframed = answer_hints({"late_replies": 2, "unframed_bytes": 9}, 0.5)
+    assert late.startswith("2 replies came after")
+    assert "slower than 0.5 s" in late
+    assert unframed == "9 byte(s) came that are not Modbus TCP: is it a Modbus server?"

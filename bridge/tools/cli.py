@@ -27,6 +27,7 @@ from bridge.tools.probe import (
 from bridge.tools.scan import (
     TABLES,
     UnitReport,
+    answer_hints,
     draft_config,
     find_units,
     parse_span,
@@ -185,7 +186,10 @@ def run_probe(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _scan(args: argparse.Namespace, first: int, last: int) -> list[UnitReport]:
+async def _scan(
+    args: argparse.Namespace, first: int, last: int
+) -> tuple[list[UnitReport], dict[str, int]]:
+    """The units that answered, and what the link counted as dropped meanwhile."""
     units = parse_span(args.units, 1, 247, "--units")
     device = probe_device_config(
         args.transport, _connection(args, args.transport), units[0], args.timeout
@@ -214,7 +218,7 @@ async def _scan(args: argparse.Namespace, first: int, last: int) -> list[UnitRep
     finally:
         bar.close()
         await link.close()
-    return reports
+    return reports, dict(link.counters(device.id))
 
 
 def run_scan(args: argparse.Namespace) -> int:
@@ -222,11 +226,13 @@ def run_scan(args: argparse.Namespace) -> int:
     try:
         span = parse_span(args.range, 0, 65535, "--range")
         first, last = span[0], span[-1]
-        reports = asyncio.run(_scan(args, first, last))
+        reports, dropped = asyncio.run(_scan(args, first, last))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    for hint in answer_hints(dropped, args.timeout):
+        print(f"scan: {hint}", file=sys.stderr)
     document = {"transport": args.transport, "units": [r.as_json() for r in reports],
-                "range": {"start": first, "end": last}}  # fmt: skip
+                "range": {"start": first, "end": last}, "driver": dropped}  # fmt: skip
     lines = [f"{len(reports)} unit(s) answer: {', '.join(str(r.unit) for r in reports) or '-'}"]
     for report in reports:
         lines.append(f"unit {report.unit}: {report.answer}")

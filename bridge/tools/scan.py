@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,6 +184,26 @@ async def survey(
         report.ranges[table] = ranges
         if note is not None:
             report.notes[table] = note
+
+
+def answer_hints(counts: Mapping[str, int], timeout: float) -> list[str]:
+    """What a scan's link counted (:meth:`drivers.base.Link.counters`) says about its
+    ``--timeout`` and endpoint, for people: one line each, none if nothing was dropped."""
+    hints = []
+    if late := counts.get("late_replies", 0):
+        hints.append(
+            f"{late} repl{'y' if late == 1 else 'ies'} came after the request had timed out: "
+            f"a unit is slower than {timeout:g} s; scan again with a longer --timeout"
+        )
+    if unrequested := counts.get("unrequested_bytes", 0):
+        hints.append(
+            f"{unrequested} byte(s) came while no request was out: a reply after its timeout "
+            f"(a unit slower than {timeout:g} s; scan again with a longer --timeout) or "
+            "another master on the bus"
+        )
+    if unframed := counts.get("unframed_bytes", 0):
+        hints.append(f"{unframed} byte(s) came that are not Modbus TCP: is it a Modbus server?")
+    return hints
 
 
 def port_holders(port: str) -> list[str]:
