@@ -232,7 +232,7 @@ async def test_a_reply_after_its_timeout_is_counted_and_shown_in_the_traffic_vie
     )
     bridge = running.bridge
     await eventually(lambda: bridge.devices["flow-a"].status == "online")
-    assert bridge.driver_counters("flow-a") == {"unrequested_bytes": 0}
+    assert bridge.driver_counters("flow-a") == {"unrequested_bytes": 0, "other_unit_replies": 0}
     bridge.traffic.watch()
     (tap,) = bridge.traffic.taps.values()
     sim.delay = 0.1  # every answer comes about 50 ms after its request timed out

@@ -43,6 +43,7 @@ def test_a_bad_crc_is_never_a_reply() -> None:
     found = find_reply(corrupt, 3, 4, reply_size(4, 2))
     assert found.pdu is None
     assert found.problem == "a reply with a bad CRC"
+    assert not found.foreign
 
 
 def test_another_units_reply_is_not_taken() -> None:
@@ -50,6 +51,7 @@ def test_another_units_reply_is_not_taken() -> None:
     found = find_reply(other, 3, 4, reply_size(4, 2))
     assert found.pdu is None
     assert found.problem == "a reply from unit 4 instead of unit 3"
+    assert found.foreign
     # ... but is skipped when the right one follows (a late reply, then ours)
     assert find_reply(other + REPLY, 3, 4, reply_size(4, 2)).pdu == REPLY[1:-2]
 

@@ -212,10 +212,37 @@ async def test_a_unit_slower_than_the_timeout_gets_a_hint_to_scan_with_a_longer_
 def test_the_hints_name_what_was_dropped_and_nothing_when_nothing_was() -> None:
     assert answer_hints({"late_replies": 0, "unframed_bytes": 0}, 0.1) == []
     assert answer_hints({}, 0.1) == []
-    (stray,) = answer_hints({"unrequested_bytes": 7}, 0.1)
+    stray, foreign = answer_hints({"unrequested_bytes": 7, "other_unit_replies": 2}, 0.1)
     assert stray.startswith("7 byte(s) came while no request was out")
     assert "another master" in stray
+    assert foreign.startswith("2 request(s) got only another unit's reply")
+    assert "slower than 0.1 s" in foreign
     late, unframed = answer_hints({"late_replies": 2, "unframed_bytes": 9}, 0.5)
     assert late.startswith("2 replies came after")
     assert "slower than 0.5 s" in late
     assert unframed == "9 byte(s) came that are not Modbus TCP: is it a Modbus server?"
+
+
+async def test_on_a_bus_a_slow_units_late_reply_is_not_taken_for_the_next_unit(
+    tmp_path: Path,
+) -> None:
+    sim = ModbusSimulator({1: ModbusDeviceState()})
+    sim.delay = 0.3  # unit 1's replies come while unit 2 is asked
+    server = ModbusRtuServer(sim, baudrate=19200, link_dir=str(tmp_path), name="ttySLOW")
+    await server.start()
+    try:
+        status, out, err = await cli(
+            *SCAN[:4], "--units", "1-3", "--range", "0-9", "--timeout", "0.2",
+            "--port", server.path, "--json",
+        )  # fmt: skip
+    finally:
+        await server.stop()
+    assert status == 1
+    assert json.loads(out)["units"] == []  # no unit 2 made up of unit 1's reply
+    assert json.loads(out)["driver"]["other_unit_replies"] >= 1
+    assert any(
+        line.startswith("scan: ")
+        and "request(s) got only another unit's reply" in line
+        and "longer --timeout" in line
+        for line in err.splitlines()
+    )

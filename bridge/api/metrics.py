@@ -171,7 +171,7 @@ DRIVER_EVENTS = "device_bridge_driver_events_total"
 DRIVER_EVENTS_HELP = (
     "The driver's own counts per device (serial-line: lines skipped as garbage, partial "
     "or overlong; modbus-tcp: late replies and unframed bytes dropped; modbus-rtu: bytes "
-    "that came while no request was out)."
+    "that came while no request was out, requests that got only another unit's reply)."
 )
 BUILD_INFO = "device_bridge_build_info"
 BUILD_INFO_HELP = "Always 1; the labels say which build and Python are running."

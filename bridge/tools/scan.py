@@ -4,7 +4,8 @@ Through the Modbus driver's own link, one request at a time:
 
 1. :func:`find_units` asks each unit id for holding register 0 with a short timeout. Any
    answer, an exception included, means a device is there; exceptions 10 and 11 are a
-   gateway saying nobody is behind it, and silence means nobody either.
+   gateway saying nobody is behind it, and silence means nobody either, as does, on a
+   bus, only another unit's reply (a slow unit's, come after its own request timed out).
 2. :func:`readable_ranges` reads each table of a unit found over a window of addresses in
    requests as large as the device allows, and splits a request refused with "illegal data
    address" in two, as the driver's planner does, down to single addresses: what is left
@@ -29,7 +30,7 @@ from typing import Any
 from drivers.base import DeviceError, DeviceTimeout
 from drivers.modbus.config import BIT_TABLES, ModbusDevice, Table
 from drivers.modbus.link import ILLEGAL_ADDRESS, ModbusLink
-from drivers.modbus.pdu import EXCEPTION_NAMES, ModbusRefusal
+from drivers.modbus.pdu import EXCEPTION_NAMES, ForeignReply, ModbusRefusal
 from drivers.modbus.planner import ReadBlock
 
 ILLEGAL_FUNCTION = 1
@@ -98,7 +99,7 @@ async def ask_unit(link: ModbusLink[Any], device: ModbusDevice) -> str | None:
         if refusal.code in GATEWAY_ABSENT:
             return None
         return f"answered exception {refusal.code} ({EXCEPTION_NAMES.get(refusal.code, '?')})"
-    except DeviceTimeout:
+    except (DeviceTimeout, ForeignReply):  # another unit's reply is no sign of this one
         return None
     except DeviceError as exc:
         return f"answered, but not usably ({exc})"
@@ -198,6 +199,12 @@ def answer_hints(counts: Mapping[str, int], timeout: float) -> list[str]:
     if unrequested := counts.get("unrequested_bytes", 0):
         hints.append(
             f"{unrequested} byte(s) came while no request was out: a reply after its timeout "
+            f"(a unit slower than {timeout:g} s; scan again with a longer --timeout) or "
+            "another master on the bus"
+        )
+    if foreign := counts.get("other_unit_replies", 0):
+        hints.append(
+            f"{foreign} request(s) got only another unit's reply: a reply after its timeout "
             f"(a unit slower than {timeout:g} s; scan again with a longer --timeout) or "
             "another master on the bus"
         )

@@ -48,6 +48,10 @@ class ReplyMismatch(DeviceError):
     """The device answered, but not this request: never a value."""
 
 
+class ForeignReply(DeviceError):
+    """On a shared bus, only another unit's reply came: no sign of the unit asked."""
+
+
 def read_request(function: int, address: int, count: int) -> bytes:
     """The PDU of a read (function 1-4)."""
     return struct.pack(">BHH", function, address, count)

@@ -22,6 +22,7 @@ from drivers.base import DeviceError, DeviceTimeout, LinkError, Wire
 from drivers.modbus.config import ModbusDevice, ModbusRtuDevice, RtuConnection
 from drivers.modbus.driver import ModbusDriver
 from drivers.modbus.link import ModbusLink
+from drivers.modbus.pdu import ForeignReply
 from drivers.modbus.rtu_frame import find_reply, frame, reply_size
 from drivers.serial_port import SerialChannel, bus_key, check_bus
 
@@ -57,6 +58,7 @@ class ModbusRtuLink(ModbusLink[ModbusRtuDevice]):
         self._channel: SerialChannel | None = None
         self._quiet_from = 0.0
         self._unrequested = 0  # bytes dropped before a request: nothing had asked for them
+        self._foreign = 0  # requests that got only another unit's reply
 
     @property
     def is_open(self) -> bool:
@@ -73,9 +75,10 @@ class ModbusRtuLink(ModbusLink[ModbusRtuDevice]):
             channel.close()
 
     def counters(self, device_id: str) -> dict[str, int]:
-        """Bytes that arrived while nothing was asked, dropped before the next request
-        (all the bus's devices'): a reply after its timeout, another master, noise."""
-        return {"unrequested_bytes": self._unrequested}
+        """For all the bus's devices: bytes that arrived while nothing was asked, dropped
+        before the next request, and requests that got only another unit's reply (each a
+        reply after its timeout, another master, or noise)."""
+        return {"unrequested_bytes": self._unrequested, "other_unit_replies": self._foreign}
 
     async def transact(self, device: ModbusDevice, pdu: bytes, wire: Wire | None = None) -> bytes:
         """Send one request PDU to the device and return its reply PDU.
@@ -111,6 +114,9 @@ class ModbusRtuLink(ModbusLink[ModbusRtuDevice]):
                     return reply.pdu
                 if not await channel.wait_for_data(deadline):
                     self._quiet_from = time.monotonic()
+                    if reply.foreign:
+                        self._foreign += 1
+                        raise ForeignReply(f"unit {device.unit}: {reply.problem}")
                     if reply.problem is not None:
                         raise DeviceError(f"unit {device.unit}: {reply.problem}")
                     raise DeviceTimeout(

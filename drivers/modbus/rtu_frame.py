@@ -51,11 +51,14 @@ class Reply:
 
     ``pdu`` is the matching reply's PDU (function code first), or None; ``problem`` says
     what unusable frames were seen instead (a bad CRC, another unit's reply, a malformed
-    one), for the error message when no good reply comes.
+    one), for the error message when no good reply comes. ``foreign``: that problem is
+    a whole, good frame of another unit, which on a shared bus says nothing of the unit
+    asked (a reply that came after its own request timed out, or another master's).
     """
 
     pdu: bytes | None
     problem: str | None
+    foreign: bool = False
 
 
 def find_reply(buffer: bytes | bytearray, unit: int, function: int, size: int) -> Reply:
@@ -66,6 +69,7 @@ def find_reply(buffer: bytes | bytearray, unit: int, function: int, size: int) -
     counts, so noise that happens to look like a frame start is skipped.
     """
     problem: str | None = None
+    foreign = False
     data = bytes(buffer)
     for start in range(len(data) - 1):
         code = data[start + 1]
@@ -86,12 +90,14 @@ def find_reply(buffer: bytes | bytearray, unit: int, function: int, size: int) -
             problem = problem or "a reply with a bad CRC"
             continue
         if candidate[0] != unit:
-            problem = problem or f"a reply from unit {candidate[0]} instead of unit {unit}"
+            if problem is None:
+                problem = f"a reply from unit {candidate[0]} instead of unit {unit}"
+                foreign = True
             continue
         return Reply(candidate[1:-2], None)
     if problem is None and data:
         problem = f"{len(data)} byte(s) that are not a reply"
-    return Reply(None, problem)
+    return Reply(None, problem, foreign)
 
 
 def _is_frame_of(data: bytes, start: int, unit: int, code: int) -> bool:
