@@ -3,8 +3,9 @@
 ``--receivers`` processes open ``--connections`` TCP connections to this one between them
 and read them every 2 ms, as the latency benchmark's clients do (``bench/subscribers.py
 --clock``); ten times a second one ``--size``-byte frame is written to every connection,
-and the script prints how long one round of writes took (median and p90: from the
-round's start to the last write) and the CPU it cost per write.
+and the script prints how long one round of writes took (median and p90: from its first
+write to its last, of any writer), how late after its due time it began, and the CPU it
+cost per write.
 
 By default one thread writes every connection. ``--writers 2`` splits each round in two:
 ``--split threads`` between two threads writing with ``os.write`` (which lets the other
@@ -53,69 +54,72 @@ def write(fds: list[int], frame: bytes) -> None:
         os.write(fd, frame)
 
 
-def rounds_of_writes(
-    fds: list[int], frame: bytes, starts: list[float]
-) -> tuple[list[float], list[float]]:
-    """Write ``frame`` to every fd at each start time (Unix): when each round ended,
-    after its start, and how long its writes took."""
-    ends, took = [], []
+#: a round of writes: when its first write began and its last one ended (Unix times)
+Round = tuple[float, float]
+
+
+def rounds_of_writes(fds: list[int], frame: bytes, starts: list[float]) -> list[Round]:
+    """Write ``frame`` to every fd at each start time (Unix)."""
+    rounds = []
     for start in starts:
         time.sleep(max(0.0, start - time.time()))
         began = time.time()
         write(fds, frame)
-        ends.append(time.time() - start)
-        took.append(time.time() - began)
-    return ends, took
+        rounds.append((began, time.time()))
+    return rounds
 
 
-def in_threads(shares: list[list[int]], frame: bytes, starts: list[float]) -> list[float]:
+def in_threads(shares: list[list[int]], frame: bytes, starts: list[float]) -> list[Round]:
     """Each round split between this thread and as many more as there are shares."""
     pool = ThreadPoolExecutor(len(shares) - 1)
-    ends = []
+    rounds = []
     for start in starts:
         time.sleep(max(0.0, start - time.time()))
+        began = time.time()
         others = [pool.submit(write, share, frame) for share in shares[1:]]
         write(shares[0], frame)
         for other in others:
             other.result()
-        ends.append(time.time() - start)
+        rounds.append((began, time.time()))
     pool.shutdown()
-    return ends
+    return rounds
 
 
 def in_processes(
     shares: list[list[int]], frame: bytes, starts: list[float], cores: list[int]
-) -> list[float]:
+) -> list[Round]:
     """Each round split between this process and one more per further share, each on a
-    core of its own, starting each round at the same time: when the last one ended.
-    Prints how long each writer's own share took."""
+    core of its own, starting each round at the same time: from the first write of any
+    to the last. Prints how long each writer's own share took."""
     read_end, write_end = os.pipe()
     children = []
     for k, share in enumerate(shares[1:], start=1):
         pid = os.fork()
         if pid == 0:
             os.sched_setaffinity(0, {cores[k % len(cores)]})
-            ends, took = rounds_of_writes(share, frame, starts)
-            line = " ".join(map(repr, ends)) + "|" + repr(statistics.median(took))
+            line = " ".join(f"{a!r},{b!r}" for a, b in rounds_of_writes(share, frame, starts))
             os.write(write_end, (line + "\n").encode())
             os._exit(0)
         children.append(pid)
-    ends, took = rounds_of_writes(shares[0], frame, starts)
-    medians = [statistics.median(took)]
+    rounds = rounds_of_writes(shares[0], frame, starts)
+    writers = [rounds]
     with os.fdopen(read_end) as results:
         for _ in children:
-            their_ends, their_median = results.readline().split("|")
-            ends = [max(a, float(b)) for a, b in zip(ends, their_ends.split(), strict=True)]
-            medians.append(float(their_median))
+            pairs = [pair.split(",") for pair in results.readline().split()]
+            writers.append([(float(a), float(b)) for a, b in pairs])
     for pid in children:
         os.waitpid(pid, 0)
     print(
         "each writer's share of a round (median): "
         + ", ".join(
-            f"{m * 1000:.2f} ms on core {cores[k % len(cores)]}" for k, m in enumerate(medians)
+            f"{statistics.median(b - a for a, b in own) * 1000:.2f} ms on core "
+            f"{cores[k % len(cores)]}"
+            for k, own in enumerate(writers)
         )
     )
-    return ends
+    return [
+        (min(a for a, _ in same), max(b for _, b in same)) for same in zip(*writers, strict=True)
+    ]
 
 
 def main() -> None:
@@ -156,23 +160,25 @@ def main() -> None:
     starts = [first + i * ROUND_EVERY for i in range(int(args.seconds / ROUND_EVERY))]
     before = os.times()
     if args.writers == 1:
-        ends, _ = rounds_of_writes(fds, frame, starts)
+        rounds = rounds_of_writes(fds, frame, starts)
     elif args.split == "threads":
-        ends = in_threads(shares, frame, starts)
+        rounds = in_threads(shares, frame, starts)
     else:
-        ends = in_processes(shares, frame, starts, cores)
+        rounds = in_processes(shares, frame, starts, cores)
     after = os.times()
     writes = len(starts) * len(fds)
-    ends.sort()
+    took = sorted(b - a for a, b in rounds)
+    late = statistics.median(a - start for (a, _), start in zip(rounds, starts, strict=True))
     # the writer processes are counted too: they have been waited for
     user = after.user + after.children_user - before.user - before.children_user
     system = after.system + after.children_system - before.system - before.children_system
     print(
         f"{args.connections} sockets, {args.size} bytes, {args.writers} writer(s)"
         f"{f' ({args.split})' if args.writers > 1 else ''}: a round of writes took "
-        f"{statistics.median(ends) * 1000:.2f} ms (median), "
-        f"{ends[int(len(ends) * 0.9)] * 1000:.2f} ms (p90); per write "
-        f"{user / writes * 1e6:.2f} µs user, {system / writes * 1e6:.2f} µs system"
+        f"{statistics.median(took) * 1000:.2f} ms (median), "
+        f"{took[int(len(took) * 0.9)] * 1000:.2f} ms (p90), from its first write to its "
+        f"last, which began {late * 1000:.2f} ms after the round was due (median); per "
+        f"write {user / writes * 1e6:.2f} µs user, {system / writes * 1e6:.2f} µs system"
     )
     for receiver in receivers:
         os.kill(receiver, 15)

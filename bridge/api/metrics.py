@@ -169,7 +169,8 @@ NORTH_METRICS = (
 
 DRIVER_EVENTS = "device_bridge_driver_events_total"
 DRIVER_EVENTS_HELP = (
-    "The driver's own counts per device (serial-line: lines skipped as garbage, partial "
+    "The driver's own counts, per device (a Modbus link's are the link's, repeated on each "
+    "of its devices; serial-line: lines skipped as garbage, partial "
     "or overlong; modbus-tcp: late replies and unframed bytes dropped; modbus-rtu: bytes "
     "that came while no request was out, requests that got only another unit's reply)."
 )

@@ -140,10 +140,11 @@ async def readable_ranges(
     readable: list[tuple[int, int]] = []
     unanswered: list[tuple[int, int]] = []
     refused: str | None = None
-    failure: str | None = None
+    failure: str | None = None  # why the first block that failed every attempt did
 
     async def read(start: int, end: int) -> None:  # end exclusive
         nonlocal refused, failure
+        error = ""
         for _ in range(READ_ATTEMPTS):
             try:
                 await link.read_raw(device, ReadBlock(table, start, end - start, ()))
@@ -157,16 +158,17 @@ async def readable_ranges(
                 refused = str(refusal)
                 return
             except (DeviceTimeout, DeviceError) as exc:
-                failure = str(exc)
+                error = str(exc)
                 continue
             readable.append((start, end - 1))
             return
         unanswered.append((start, end - 1))
+        failure = failure or error
 
     for start in range(first, last + 1, size):
         await read(start, min(start + size, last + 1))
         if (refused is not None or unanswered) and not readable:
-            break  # no such table, or silence: asking further costs a timeout each
+            break  # no such table, or silence: asking further costs two timeouts each
     if unanswered and readable:
         blocks = ", ".join(f"{a}..{b}" for a, b in _merge(unanswered))
         return _merge(readable), f"{failure} at {blocks}, asked {READ_ATTEMPTS} times"

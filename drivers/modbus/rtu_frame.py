@@ -66,56 +66,65 @@ def find_reply(buffer: bytes | bytearray, unit: int, function: int, size: int) -
 
     A normal reply is ``size`` bytes (see :func:`reply_size`) and, for reads, its byte count
     must be ``size - 5``; an exception reply is 5 bytes. Only a frame whose CRC is right
-    counts, so noise that happens to look like a frame start is skipped.
+    counts, so noise that happens to look like a frame start is skipped. A whole, good
+    frame of another unit is skipped, and what its bytes look like is not a problem of
+    the unit asked; when nothing else was wrong, it is the problem, ``foreign``.
     """
-    problem: str | None = None
-    foreign = False
+    problem: str | None = None  # about the unit asked, or what could be its reply
+    foreign: str | None = None  # the first whole, good frame of another unit
+    inside = 0  # what starts before this is inside another unit's whole frame
     data = bytes(buffer)
-    for start in range(len(data) - 1):
-        code = data[start + 1]
+    for at in range(len(data) - 1):
+        if data[at] != unit and (whole := _frame_length(data, at)):
+            foreign = foreign or f"a reply from unit {data[at]} instead of unit {unit}"
+            inside = max(inside, at + whole)
+            continue
+        code = data[at + 1]
         if code == function | 0x80:
             length = 5
         elif code == function:
             length = size
-            if function <= 4 and start + 2 < len(data) and data[start + 2] != size - 5:
+            if function <= 4 and at + 2 < len(data) and data[at + 2] != size - 5:
                 continue
         else:
-            if problem is None and _is_frame_of(data, start, unit, code):
+            if problem is None and at >= inside and data[at] == unit and _frame_length(data, at):
                 problem = f"a reply of function {code} to a request of function {function}"
             continue
-        candidate = data[start : start + length]
+        candidate = data[at : at + length]
         if len(candidate) < length:
             continue
         if crc16(candidate[:-2]) != struct.unpack("<H", candidate[-2:])[0]:
-            problem = problem or "a reply with a bad CRC"
+            if at >= inside:  # bytes of another unit's frame are not a garbled reply
+                problem = problem or "a reply with a bad CRC"
             continue
-        if candidate[0] != unit:
-            if problem is None:
-                problem = f"a reply from unit {candidate[0]} instead of unit {unit}"
-                foreign = True
-            continue
-        return Reply(candidate[1:-2], None)
+        if candidate[0] == unit:  # always: another unit's whole frame went above
+            return Reply(candidate[1:-2], None)
+    if problem is None and foreign is not None:
+        return Reply(None, foreign, foreign=True)
     if problem is None and data:
         problem = f"{len(data)} byte(s) that are not a reply"
-    return Reply(None, problem, foreign)
+    return Reply(None, problem)
 
 
-def _is_frame_of(data: bytes, start: int, unit: int, code: int) -> bool:
-    """Whether a whole frame of ``unit`` with function ``code`` (any) starts at ``start``."""
-    if data[start] != unit:
-        return False
+def _frame_length(data: bytes, start: int) -> int:
+    """The length of the whole reply frame with a right CRC starting at ``start`` (any
+    unit; its length from its function code and byte count), or 0 if none does."""
+    if start + 1 >= len(data):
+        return 0
+    code = data[start + 1]
     if code & 0x80:
         length = 5
     elif code <= 4:
         length = 5 + data[start + 2] if start + 2 < len(data) else 0
-    else:
+    elif code in (5, 6, 15, 16):
         length = 8
+    else:
+        return 0
     candidate = data[start : start + length]
-    return (
-        length > 0
-        and len(candidate) == length
-        and crc16(candidate[:-2]) == struct.unpack("<H", candidate[-2:])[0]
+    good = len(candidate) == length and crc16(candidate[:-2]) == int.from_bytes(
+        candidate[-2:], "little"
     )
+    return length if length and good else 0
 
 
 FUNCTION_NAMES = {
