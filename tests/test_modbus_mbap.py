@@ -8,6 +8,7 @@ import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from conftest import eventually
 
 from drivers.base import DeviceTimeout, Exchange, LinkError
 from drivers.modbus.config import ModbusTcpDevice
@@ -142,6 +143,37 @@ async def test_the_traffic_view_shows_a_late_reply_and_unframed_bytes_beside_the
     assert garbage.received == not_modbus
     assert "did not answer" in (garbage.error or "")
     assert link.counters("d") == {"late_replies": 1, "unframed_bytes": len(not_modbus)}
+
+
+async def test_a_late_reply_that_comes_between_requests_shows_as_a_row_of_its_own(
+    open_link: Callable[[Script], Awaitable[ModbusTcpLink]],
+) -> None:
+    requests = 0
+
+    async def slow_once(transaction: int, unit: int, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        requests += 1
+        if requests == 1:
+            await asyncio.sleep(0.4)  # the device: 0.1 s past the request's timeout
+        writer.write(frame(transaction, unit, ANSWER))
+
+    link = await open_link(slow_once)
+    tap = link.tap = Recorder()
+    with pytest.raises(DeviceTimeout):
+        await link.read(the_device(link))
+    await eventually(lambda: link.counters("d")["late_replies"] == 1)  # none out meanwhile
+    assert await link.read(the_device(link)) == {"p": 42}
+    timed_out, between, answered = tap.exchanges
+    assert timed_out.received == b""
+    assert between.device == ""
+    assert between.sent == b""
+    assert between.received == frame(1, 1, ANSWER)  # the first request's, whole
+    assert "after its timeout" in (between.error or "")
+    assert timed_out.started < between.started < answered.started
+    assert answered.received == frame(2, 1, ANSWER)
+    link.tap = None
+    assert await link.read(the_device(link)) == {"p": 42}
+    assert len(tap.exchanges) == 3  # nothing recorded once nobody watches
 
 
 async def test_only_late_replies_end_in_a_timeout_never_a_value(

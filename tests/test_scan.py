@@ -240,10 +240,9 @@ async def test_on_a_bus_a_slow_units_late_reply_is_not_taken_for_the_next_unit(
         await server.stop()
     assert status == 1
     assert json.loads(out)["units"] == []  # no unit 2 made up of unit 1's reply
-    assert json.loads(out)["driver"]["other_unit_replies"] >= 1
+    # while unit 2 was asked (or, on a slow machine, after): counted either way, and told
+    counts = json.loads(out)["driver"]
+    assert counts["other_unit_replies"] + counts["unrequested_bytes"] >= 1
     assert any(
-        line.startswith("scan: ")
-        and "request(s) got only another unit's reply" in line
-        and "longer --timeout" in line
-        for line in err.splitlines()
+        line.startswith("scan: ") and "longer --timeout" in line for line in err.splitlines()
     )

@@ -46,8 +46,8 @@ ILLEGAL_ADDRESS = 2
 #: the traffic view's entry for bytes a transport dropped before a request (no device)
 UNREQUESTED = "bytes nothing asked for"
 UNREQUESTED_WHY = (
-    "arrived while no request was out (a reply after its timeout, another master on the "
-    "bus, or noise): dropped before the next request"
+    "arrived while no request was out (a reply after its timeout; on a bus, also another "
+    "master or noise): dropped"
 )
 
 #: a point found unreadable is asked for again only every this many polls

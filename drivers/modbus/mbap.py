@@ -12,6 +12,7 @@ is buffered, since nothing after them can be trusted to start a frame.
 from __future__ import annotations
 
 import asyncio
+import time
 from struct import Struct
 from typing import cast
 
@@ -42,8 +43,10 @@ class MbapConnection(asyncio.Protocol):
         #: the id of the latest request (its frame is :func:`frame` of it)
         self.transaction = 0
         #: while not None (the link's traffic is watched), every byte that arrives is added
-        #: to it as it came, late replies and unframed bytes included
+        #: to it as it came, late replies and unframed bytes included, and the time of the
+        #: latest is kept
         self.capture: bytearray | None = None
+        self.captured_at = 0.0
         self._waiting: tuple[int, asyncio.Future[tuple[int, bytes]]] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -57,6 +60,7 @@ class MbapConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.capture is not None:
             self.capture += data
+            self.captured_at = time.time()
         buffer = self._buffer
         buffer += data
         while len(buffer) >= HEADER.size:

@@ -69,12 +69,18 @@ class ModbusTcpLink(ModbusLink[ModbusTcpDevice]):
         for :mod:`drivers.modbus.pdu` to check. A ``wire`` gets the request's MBAP frame
         and every byte that arrived from sending it until the answer (or the timeout), as
         it came: a late reply to an earlier request, or bytes that cannot be a frame, show
-        beside the answer (they are also counted: :meth:`counters`)."""
+        beside the answer; what arrived since the previous watched request, with none out,
+        is its ``unrequested`` (all are also counted: :meth:`counters`)."""
         connection = self._connection
         if connection is None or connection.lost:
             raise LinkError(f"connection to {self.host}:{self.port} is lost")
         if wire is not None:
+            if connection.capture:
+                wire.unrequested = bytes(connection.capture)
+                wire.unrequested_at = connection.captured_at
             connection.capture = bytearray()
+        elif connection.capture is not None:
+            connection.capture = None  # nobody watches any more
         try:
             async with asyncio.timeout(device.timeout):
                 unit, reply = await connection.transact(device.unit, pdu)
@@ -87,7 +93,7 @@ class ModbusTcpLink(ModbusLink[ModbusTcpDevice]):
             if wire is not None:
                 wire.sent = frame(connection.transaction, device.unit, pdu)
                 wire.received = bytes(connection.capture or b"")
-                connection.capture = None
+                connection.capture = bytearray()  # what comes before the next request
         if unit != device.unit:
             raise ReplyMismatch(f"a reply from unit {unit} instead of {device.unit}")
         return reply
