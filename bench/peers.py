@@ -31,12 +31,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def stolen_seconds(core: int) -> float:
-    """Time the hypervisor ran something else while this virtual core wanted to run
-    (``steal`` in ``/proc/stat``), so far."""
+def stolen_seconds(core: int | None = None) -> float:
+    """Time the hypervisor ran something else while this virtual core (or, without one,
+    any of them) wanted to run (``steal`` in ``/proc/stat``), so far."""
+    name = "cpu" if core is None else f"cpu{core}"
     for line in Path("/proc/stat").read_text().splitlines():
         fields = line.split()
-        if fields[0] == f"cpu{core}":
+        if fields[0] == name:
             return int(fields[8]) / TICKS
     return 0.0
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -59,6 +60,8 @@ class Phase:
     points_per_second: float
     delivered: float
     rss_mb: float
+    #: the share of the machine's time the hypervisor gave other guests meanwhile
+    stolen: float
 
 
 def measure(
@@ -86,9 +89,9 @@ def measure(
             stdout=subprocess.PIPE,
         )
         time.sleep(max(0.0, t0 - time.time()))
-        cpu0 = peers.cpu_seconds(process.pid)
+        cpu0, stolen0 = peers.cpu_seconds(process.pid), peers.stolen_seconds()
         time.sleep(max(0.0, t1 - time.time()))
-        cpu1 = peers.cpu_seconds(process.pid)
+        cpu1, stolen1 = peers.cpu_seconds(process.pid), peers.stolen_seconds()
         rss = peers.rss_bytes(process.pid)
         out, _ = subscriber.communicate(timeout=30)
         counts = json.loads(out)
@@ -96,9 +99,11 @@ def measure(
         peers.stop(process)
     points = counts["readings"]
     expected = load.points_per_second * seconds
+    stolen = (stolen1 - stolen0) / (seconds * len(os.sched_getaffinity(0)))
     return Phase(
-        peer, (cpu1 - cpu0) / max(points, 1) * 1e6, points / seconds, points / expected, rss / 2**20
-    )
+        peer, (cpu1 - cpu0) / max(points, 1) * 1e6, points / seconds, points / expected,
+        rss / 2**20, stolen,
+    )  # fmt: skip
 
 
 def run_load(load: Load, names: list[str], args: argparse.Namespace, folder: Path) -> list[Phase]:
@@ -126,7 +131,7 @@ def run_load(load: Load, names: list[str], args: argparse.Namespace, folder: Pat
                 print(
                     f"  phase {n + 1} {name}: {phase.cpu_per_point_us:.2f} µs/point, "
                     f"{phase.points_per_second:,.0f} points/s ({phase.delivered:.1%}), "
-                    f"{phase.rss_mb:.0f} MB",
+                    f"{phase.rss_mb:.0f} MB; {phase.stolen:.0%} of the machine stolen",
                     flush=True,
                 )
                 phases.append(phase)
@@ -137,8 +142,8 @@ def run_load(load: Load, names: list[str], args: argparse.Namespace, folder: Pat
 
 def table(load: Load, phases: list[Phase], names: list[str]) -> None:
     print(f"\n{load} = {load.points_per_second:,.0f} points/s expected")
-    print("| peer | CPU per point | points/s delivered | delivered | RSS |")
-    print("|---|---:|---:|---:|---:|")
+    print("| peer | CPU per point | points/s delivered | delivered | RSS | stolen (most) |")
+    print("|---|---:|---:|---:|---:|---:|")
     medians = {}
     for name in names:
         mine = [p for p in phases if p.peer == name]
@@ -146,11 +151,13 @@ def table(load: Load, phases: list[Phase], names: list[str]) -> None:
         medians[name] = (cpu, max(p.rss_mb for p in mine))
         print(
             f"| {name} | {cpu:.2f} µs | {statistics.median(p.points_per_second for p in mine):,.0f}"
-            f" | {min(p.delivered for p in mine):.1%} | {medians[name][1]:.0f} MB |"
+            f" | {min(p.delivered for p in mine):.1%} | {medians[name][1]:.0f} MB"
+            f" | {max(p.stolen for p in mine):.0%} |"
         )
     if len(names) == 2:
         (a_cpu, a_rss), (b_cpu, b_rss) = medians[names[0]], medians[names[1]]
-        print(f"| ratio {names[0]} / {names[1]} | {a_cpu / b_cpu:.2f} | | | {a_rss / b_rss:.2f} |")
+        ratio = f"| ratio {names[0]} / {names[1]} | {a_cpu / b_cpu:.2f} |"
+        print(f"{ratio} | | {a_rss / b_rss:.2f} | |")
 
 
 def main() -> None:
