@@ -83,7 +83,7 @@ async def test_fifteen_points_read_right_with_one_request_per_readable_block(
         device = tcp_device("plc", server.port, points=FIFTEEN, interval=60)
         running, _ = await bridge_factory([device])
         store = running.bridge.store
-        await eventually(lambda: running.bridge.devices["plc"].polls >= 1)
+        await eventually(lambda: running.bridge.devices["plc"].answered >= 1)  # and published
         # Even the poll that learns where the hole is reads every value right.
         assert values(running, "plc") == EXPECTED
         assert all(r.quality == "good" for r in store.device_readings("plc"))
@@ -107,7 +107,7 @@ async def test_one_unreadable_point_fails_alone_and_its_neighbours_still_read(
         running, _ = await bridge_factory(
             [tcp_device("plc", server.port, points=FIFTEEN, interval=60)]
         )
-        await eventually(lambda: running.bridge.devices["plc"].polls >= 1)
+        await eventually(lambda: running.bridge.devices["plc"].answered >= 1)  # and published
         readings = {r.point: r for r in running.bridge.store.device_readings("plc")}
         assert readings["u32"].quality == "bad"
         assert "illegal data address" in (readings["u32"].error or "")
