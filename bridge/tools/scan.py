@@ -198,18 +198,15 @@ def answer_hints(counts: Mapping[str, int], timeout: float) -> list[str]:
             f"{late} repl{'y' if late == 1 else 'ies'} came after the request had timed out: "
             f"a unit is slower than {timeout:g} s; scan again with a longer --timeout"
         )
+    # on a bus, a late reply is dropped before the next request or skipped during it
+    late_or_master = (
+        f"a reply after its timeout (a unit slower than {timeout:g} s; scan again with a "
+        "longer --timeout) or another master on the bus"
+    )
     if unrequested := counts.get("unrequested_bytes", 0):
-        hints.append(
-            f"{unrequested} byte(s) came while no request was out: a reply after its timeout "
-            f"(a unit slower than {timeout:g} s; scan again with a longer --timeout) or "
-            "another master on the bus"
-        )
+        hints.append(f"{unrequested} byte(s) came while no request was out: {late_or_master}")
     if foreign := counts.get("other_unit_replies", 0):
-        hints.append(
-            f"{foreign} request(s) got only another unit's reply: a reply after its timeout "
-            f"(a unit slower than {timeout:g} s; scan again with a longer --timeout) or "
-            "another master on the bus"
-        )
+        hints.append(f"{foreign} request(s) got only another unit's reply: {late_or_master}")
     if unframed := counts.get("unframed_bytes", 0):
         hints.append(f"{unframed} byte(s) came that are not Modbus TCP: is it a Modbus server?")
     return hints
