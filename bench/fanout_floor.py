@@ -12,9 +12,12 @@ By default one thread writes every connection. ``--writers 2`` splits each round
 thread run during the system call), ``--split processes`` between two processes, each
 holding its half of the sockets and pinned to a core of its own: whether a second core
 lowers the floor. As in ``bench/latency.py``, the (first) writer is kept on the first
-core and the receivers on the others.
+core and the receivers on the others. ``--steer-loopback`` (root only) has the kernel do
+the receive half of each loopback delivery on the other cores instead (Receive Packet
+Steering on ``lo``), for the run.
 
     .venv/bin/python bench/fanout_floor.py [--writers 1|2] [--split threads|processes]
+        [--steer-loopback]
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import socket
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+import peers
 
 #: between the rounds of writes, as a 100 ms poll interval publishes
 ROUND_EVERY = 0.1
@@ -130,7 +135,19 @@ def main() -> None:
     parser.add_argument("--writers", type=int, choices=(1, 2), default=1)
     parser.add_argument("--split", choices=("threads", "processes"), default="threads")
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--steer-loopback",
+        action="store_true",
+        help="steer loopback receive work to the cores other than the first (needs root)",
+    )
     args = parser.parse_args()
+    with peers.loopback_steered_to(
+        set(sorted(os.sched_getaffinity(0))[1:]) if args.steer_loopback else None
+    ):
+        measure(args)
+
+
+def measure(args: argparse.Namespace) -> None:
     cores = sorted(os.sched_getaffinity(0))
     listener = socket.create_server(("127.0.0.1", 0), backlog=args.connections)
     port = listener.getsockname()[1]
@@ -173,6 +190,7 @@ def main() -> None:
     user = after.user + after.children_user - before.user - before.children_user
     system = after.system + after.children_system - before.system - before.children_system
     print(
+        f"{peers.loopback_steering()}; "
         f"{args.connections} sockets, {args.size} bytes, {args.writers} writer(s)"
         f"{f' ({args.split})' if args.writers > 1 else ''}: a round of writes took "
         f"{statistics.median(took) * 1000:.2f} ms (median), "

@@ -12,7 +12,11 @@ p99 by the time the clients read the frames, whether the poll rate held, the
 bridge's CPU, and the time the hypervisor took from the bridge's core for other guests
 (``steal`` in ``/proc/stat``; 0 on a machine of its own).
 
-    .venv/bin/python bench/latency.py --subscribers 1 1000
+``--steer-loopback`` (root only) has the kernel do the receive half of each loopback
+delivery on the other cores for the run (Receive Packet Steering on ``lo``), instead of in
+the time of the bridge's ``send()``; the header says how ``lo`` was steered.
+
+    .venv/bin/python bench/latency.py --subscribers 1 1000 [--steer-loopback]
 """
 
 from __future__ import annotations
@@ -110,6 +114,11 @@ def main() -> None:
         action="store_true",
         help="let the clients and the farm run on the bridge's core too",
     )
+    parser.add_argument(
+        "--steer-loopback",
+        action="store_true",
+        help="steer loopback receive work to the cores other than the first (needs root)",
+    )
     parser.add_argument("--registers", type=int, default=10)
     parser.add_argument("--interval-ms", type=int, default=100)
     parser.add_argument(
@@ -131,21 +140,25 @@ def main() -> None:
         others = None if args.shared_cores or len(cores) < 2 else cores - {min(cores)}
         pin(bridge, {min(cores)} if others else None)
         pin(farm, others)
+        steered = cores - {min(cores)} if args.steer_loopback else None
         try:
-            where = f"; the bridge on core {min(cores)}, the rest on {sorted(others or ())}"
-            print(
-                f"1 device × {args.registers} registers every {args.interval_ms} ms, "
-                f"values changing every {args.change_ms} ms; "
-                f"subscribers over {args.processes} processes, reading every "
-                f"{args.read_every:g} ms" + where * bool(others)
-            )
-            print(
-                "| subscribers | p50 | p99 | max | p99 read | frames | poll rate held "
-                "| bridge CPU | stolen |"
-            )
-            print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-            for count in args.subscribers:
-                run(count, args.processes, args, bridge, others)
+            with peers.loopback_steered_to(steered):
+                where = f"; the bridge on core {min(cores)}, the rest on {sorted(others or ())}"
+                print(
+                    f"1 device × {args.registers} registers every {args.interval_ms} ms, "
+                    f"values changing every {args.change_ms} ms; "
+                    f"subscribers over {args.processes} processes, reading every "
+                    f"{args.read_every:g} ms"
+                    + where * bool(others)
+                    + f"; {peers.loopback_steering()}"
+                )
+                print(
+                    "| subscribers | p50 | p99 | max | p99 read | frames | poll rate held "
+                    "| bridge CPU | stolen |"
+                )
+                print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                for count in args.subscribers:
+                    run(count, args.processes, args, bridge, others)
         finally:
             peers.stop(bridge)
             peers.stop(farm)

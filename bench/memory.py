@@ -48,11 +48,12 @@ def child(history: int, kind: str) -> None:
     names = [f"p{i}" for i in range(POINTS)]
     for poll in range(history):
         for d in range(DEVICES):
+            results: dict[str, float | int]
             if kind == "int":
                 results = {name: (poll + i) % 65536 for i, name in enumerate(names)}
             else:
                 results = {name: (poll + i) / 10 for i, name in enumerate(names)}
-            store.apply_poll(f"d{d}", results, 1_700_000_000.0 + poll / 20)  # type: ignore[arg-type]
+            store.apply_poll(f"d{d}", results, 1_700_000_000.0 + poll / 20)
     gc.collect()
     assert all(len(store.history(f"d{d}", "p0")) == history for d in range(DEVICES))
     print(rss_bytes())

@@ -8,6 +8,7 @@ installed with npm into a cache folder on first use (``$BENCH_CACHE``, default
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -42,6 +44,39 @@ def stolen_seconds(core: int | None = None) -> float:
     return 0.0
 
 
+#: the receive queues of the loopback device, whose ``rps_cpus`` say which cores the kernel
+#: may hand a delivered segment's receive work to (Receive Packet Steering); all zeros, the
+#: default, keeps it on the sending core
+LOOPBACK_QUEUES = Path("/sys/class/net/lo/queues")
+
+
+def loopback_steering() -> str:
+    """Where loopback receive work is done, said for a benchmark's header."""
+    masks = {q.joinpath("rps_cpus").read_text().strip() for q in LOOPBACK_QUEUES.glob("rx-*")}
+    cores = {i for mask in masks for i in range(64) if int(mask.replace(",", ""), 16) >> i & 1}
+    if not cores:
+        return "loopback receive work on the sending core"
+    return f"loopback receive work steered to cores {sorted(cores)}"
+
+
+@contextlib.contextmanager
+def loopback_steered_to(cores: set[int] | None) -> Iterator[None]:
+    """For the block, steer loopback receive work to ``cores`` (None: leave it as it is),
+    then set it back. Needs root; the kernel's own tuning, not the bridge's."""
+    if not cores:
+        yield
+        return
+    queues = [q.joinpath("rps_cpus") for q in LOOPBACK_QUEUES.glob("rx-*")]
+    before = [q.read_text().strip() for q in queues]
+    try:
+        for q in queues:
+            q.write_text(f"{sum(1 << core for core in cores):x}\n")
+        yield
+    finally:
+        for q, mask in zip(queues, before, strict=True):
+            q.write_text(mask + "\n")
+
+
 def rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -58,7 +93,8 @@ def wait_http(url: str, process: subprocess.Popen[bytes], within: float = 60.0) 
                 return
         except OSError:
             if process.poll() is not None:
-                raise RuntimeError(f"{process.args[0]} exited with {process.returncode}") from None
+                name = process.args[0] if isinstance(process.args, list) else process.args
+                raise RuntimeError(f"{name!s} exited with {process.returncode}") from None
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
