@@ -52,8 +52,9 @@ LOOPBACK_QUEUES = Path("/sys/class/net/lo/queues")
 
 def loopback_steering() -> str:
     """Where loopback receive work is done, said for a benchmark's header."""
-    masks = {q.joinpath("rps_cpus").read_text().strip() for q in LOOPBACK_QUEUES.glob("rx-*")}
-    cores = {i for mask in masks for i in range(64) if int(mask.replace(",", ""), 16) >> i & 1}
+    masks = [int(q.joinpath("rps_cpus").read_text().replace(",", ""), 16)
+             for q in LOOPBACK_QUEUES.glob("rx-*")]  # fmt: skip
+    cores = {i for mask in masks for i in range(mask.bit_length()) if mask >> i & 1}
     if not cores:
         return "loopback receive work on the sending core"
     return f"loopback receive work steered to cores {sorted(cores)}"
