@@ -57,11 +57,13 @@ class DriverCase:
     read_only: str
 
     @property
-    def driver(self) -> Driver:
+    def driver(self) -> Driver[Any]:
         return available_drivers()[self.name]
 
     def config(self, entry: dict[str, Any]) -> DeviceConfig:
-        return self.driver.device_model.model_validate(entry)
+        config = self.driver.device_model.model_validate(entry)
+        assert isinstance(config, DeviceConfig)
+        return config
 
     def running(self) -> Any:
         raise NotImplementedError
@@ -186,9 +188,11 @@ def rtu_boiler_device(device_id: str, path: str, unit: int, **extra: Any) -> dic
 
 class _ModbusRtuRunning(_ModbusRunning):
     def device(self, device_id: str = "dev", **extra: Any) -> dict[str, Any]:
+        assert isinstance(self.server, ModbusRtuServer)
         return rtu_boiler_device(device_id, self.server.path, 1, **extra)
 
     def unanswered_device(self, device_id: str = "mute", **extra: Any) -> dict[str, Any]:
+        assert isinstance(self.server, ModbusRtuServer)
         return rtu_boiler_device(device_id, self.server.path, 99, **extra)
 
 

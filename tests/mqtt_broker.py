@@ -86,7 +86,9 @@ class Consumer:
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=name or "", clean_session=name is None
         )
-        self.client.reconnect_delay_set(min_delay=0.05, max_delay=0.2)
+        # paho annotates the delays int, but only adds, doubles and sleeps on them: fractions
+        # of a second work, and keep reconnects after a broker outage quick
+        self.client.reconnect_delay_set(min_delay=0.05, max_delay=0.2)  # type: ignore[arg-type]
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *_: self._subscribed.set()

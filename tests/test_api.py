@@ -6,6 +6,7 @@ import platform
 import re
 import socket
 from datetime import UTC, datetime, timedelta, timezone
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -347,7 +348,7 @@ async def test_history_keeps_readings_oldest_first_with_since_and_limit(
     await eventually(lambda: all_good(session, "boiler"))
     for value in (30.0, 31.0, 32.0):
         sim.units[1].set_value("holding", 0, "float32", value)
-        await eventually(lambda v=value: reads(session, "temperature", v))
+        await eventually(partial(reads, session, "temperature", value))
 
     path = "api/v1/devices/boiler/points/temperature/history"
     kept = (await get_json(session, path))["readings"]

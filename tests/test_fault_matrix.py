@@ -8,6 +8,7 @@ docs/reliability.md lists each fault, what the bridge does, and the test here th
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -215,12 +216,14 @@ async def test_a_flapping_endpoint_costs_only_its_own_device(
         devices = running.bridge.devices
         await eventually(lambda: devices["steady"].status == devices["flapping"].status == "online")
         failures = devices["steady"].poll_failures
+
+        def flapping_reads(expected: float) -> bool:
+            return running.bridge.store.latest("flapping", "temperature").value == expected
+
         for value in (50.0, 51.0, 52.0, 53.0):
             flapping_sim.drop_connections()
             flapping_sim.units[1].set_value("holding", 0, "float32", value)
-            await eventually(
-                lambda v=value: running.bridge.store.latest("flapping", "temperature").value == v
-            )
+            await eventually(partial(flapping_reads, value))
         assert devices["steady"].poll_failures == failures
         assert devices["steady"].status == "online"
 

@@ -24,8 +24,7 @@ from bridge.yaml_load import YamlProblem, load_yaml
 from drivers.base import PointFailure
 from drivers.modbus.blocks import decode_block
 from drivers.modbus.config import ModbusPoint
-from drivers.modbus.link import ModbusRefusal
-from drivers.modbus.pdu import ReplyMismatch, read_reply, write_reply
+from drivers.modbus.pdu import ModbusRefusal, ReplyMismatch, read_reply, write_reply
 from drivers.modbus.planner import plan_reads
 from drivers.modbus.rtu_frame import find_reply, frame, reply_size
 from drivers.serial_line.config import LineParse, SerialLinePoint

@@ -10,6 +10,7 @@ import logging
 import aiohttp
 import pytest
 from conftest import BridgeFactory, eventually, tcp_device
+from yarl import URL
 
 from bridge.server import RunningServer
 from simulators.modbus import ModbusSimulator
@@ -18,7 +19,7 @@ PROBLEM = "application/problem+json"
 
 
 async def raw(running: RunningServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    url = aiohttp.client.URL(running.url)
+    url = URL(running.url)
     assert url.host is not None
     return await asyncio.open_connection(url.host, url.port)
 
@@ -213,7 +214,7 @@ async def test_a_request_naming_a_foreign_host_is_refused(
 ) -> None:
     _, port = simulator
     running, session = await bridge_factory([tcp_device("boiler", port, interval=60)])
-    url = aiohttp.client.URL(running.url)
+    url = URL(running.url)
     for path in ("api/v1/readings", "healthz", "api/v1/stream"):
         assert await status(session, "GET", path, Host=f"evil.example:{url.port}") == 403
     assert await status(session, "POST", "api/v1/devices/boiler/poll", Host="evil.example") == 403
@@ -242,7 +243,7 @@ async def test_a_foreign_origin_may_not_change_anything_or_open_the_stream_whate
         [tcp_device("boiler", port, interval=60)], allowed_hosts="*",
         cors_origins="https://hmi.plant",
     )  # fmt: skip
-    url = aiohttp.client.URL(running.url)
+    url = URL(running.url)
     evil = f"http://evil.example:{url.port}"
     poll = "api/v1/devices/boiler/poll"
     # the rebinding page's Origin matches the Host it sends: still refused

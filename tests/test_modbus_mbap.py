@@ -68,7 +68,9 @@ async def open_link() -> AsyncIterator[Callable[[Script], Awaitable[ModbusTcpLin
 
 
 def the_device(link: ModbusTcpLink) -> ModbusTcpDevice:
-    return next(iter(link._plans.values())).device
+    device = next(iter(link._plans.values())).device
+    assert isinstance(device, ModbusTcpDevice)
+    return device
 
 
 async def test_a_reply_split_into_single_bytes_is_put_together(

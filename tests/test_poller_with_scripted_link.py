@@ -13,7 +13,7 @@ from bridge.poller import DeviceRuntime, LinkPoller
 from drivers.base import DeviceConfig, Link, LinkError, PointConfig, ReadResult
 
 
-class ScriptedLink(Link):
+class ScriptedLink(Link[DeviceConfig]):
     """A link whose devices answer by a function of the device id (for poller tests)."""
 
     def __init__(self, answer: Any, fail_open: bool = False) -> None:

@@ -22,10 +22,11 @@ from drivers.modbus.config import ModbusPoint
 from drivers.modbus.layouts import decodings
 from simulators.modbus import ModbusDeviceState, ModbusSimulator
 from simulators.modbus.tcp import ModbusTcpServer
+from simulators.modbus.values import Order, ValueType
 
-ORDERS = ("big", "little")
+ORDERS: tuple[Order, ...] = ("big", "little")
 #: (holding address, type, value, word order): each value stored under one word order
-MAP = [
+MAP: list[tuple[int, ValueType, float | int, Order]] = [
     (0, "float32", 231.37, "big"),
     (2, "float32", 231.37, "little"),
     (4, "int32", -1234567, "big"),
@@ -161,7 +162,7 @@ async def test_probe_says_what_went_wrong_and_exits_1(meter: int) -> None:
     number=st.integers(min_value=0, max_value=2**31 - 1),
 )
 def test_decodings_find_a_value_under_the_layout_it_was_written_in(
-    kind: str, byte_order: str, word_order: str, number: int
+    kind: str, byte_order: Order, word_order: Order, number: int
 ) -> None:
     value: float | int = float(number % 100000) / 4 if kind == "float32" else number
     point = ModbusPoint.model_validate(

@@ -18,19 +18,21 @@ from bridge.tools.scan import answer_hints
 from simulators.modbus import ModbusDeviceState, ModbusSimulator
 from simulators.modbus.rtu import ModbusRtuServer
 from simulators.modbus.tcp import ModbusTcpServer
+from simulators.modbus.values import Table
+
+#: (table, first address, last address) a unit refuses to read
+Unreadable = tuple[Table, int, int]
 
 #: unit -> (holding values, unreadable ranges): three units among 1..32
-UNITS = {
+UNITS: dict[int, tuple[list[tuple[int, int]], list[Unreadable]]] = {
     2: ([(0, 11), (1, 12), (20, 13)], [("holding", 5, 19), ("holding", 25, 65535)]),
     17: ([(0, 170)], [("holding", 10, 65535)]),
     31: ([(40, 310)], [("holding", 0, 39), ("holding", 45, 65535)]),
 }
-INPUT_UNREADABLE = ("input", 8, 65535)
+INPUT_UNREADABLE: Unreadable = ("input", 8, 65535)
 
 
-def unit_state(
-    values: list[tuple[int, int]], unreadable: list[tuple[str, int, int]]
-) -> ModbusDeviceState:
+def unit_state(values: list[tuple[int, int]], unreadable: list[Unreadable]) -> ModbusDeviceState:
     state = ModbusDeviceState()
     for address, value in values:
         state.set_value("holding", address, "uint16", value)

@@ -404,7 +404,7 @@ async def test_readings_of_a_line_instrument_appear_over_rest(
     scale.values["weight"] = 200.0
 
     async def changed() -> bool:
-        return (await readings("scale")).get("weight", {}).get("value") == 200.0
+        return bool((await readings("scale")).get("weight", {}).get("value") == 200.0)
 
     await eventually(changed)
 

@@ -15,7 +15,7 @@ from simulators.modbus.tcp import ModbusTcpServer
 from simulators.pty_device import PtyDevice
 from simulators.serial_line import LineInstrument
 
-MAKERS: dict[str, Callable[[str], Simulator[object]]] = {
+MAKERS: dict[str, Callable[[str], Simulator[int] | Simulator[str]]] = {
     "modbus-tcp": lambda _: ModbusTcpServer(ModbusSimulator()),
     "modbus-rtu": lambda links: ModbusRtuServer(ModbusSimulator(), link_dir=links),
     "serial-line": lambda links: LineInstrument(link_dir=links),

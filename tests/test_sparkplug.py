@@ -15,6 +15,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,9 @@ def test_seq_wraps_from_255_to_0_and_replay_marks_metrics_historical() -> None:
     fmt = SparkplugFormat("plant/box-1", Bridge(config), writes=False)
     fmt.seq = 250
     reading = PublishedReading("boiler", "temperature", 21.5, "°C", Quality.GOOD, 1.0, 1)
-    topic, body = fmt.readings_message(None, "boiler", [reading])  # type: ignore[arg-type]
+    message = fmt.readings_message(None, "boiler", [reading])  # type: ignore[arg-type]
+    assert message is not None  # a live device's readings make a message
+    topic, body = message
     assert topic == "spBv1.0/plant/DDATA/box-1/boiler"
     assert not Payload.FromString(body).HasField("seq")  # the outbox keeps it without
     from bridge.north.outbox import Message
@@ -188,13 +191,17 @@ async def test_the_will_is_ndeath_with_the_births_bdseq_and_replay_is_historical
         with Child(command, tmp_path) as child:
             found = await asyncio.to_thread(child.expect, r"readings: (http://\S+)/api/v1/readings")
             temperature = found.group(1) + "/api/v1/devices/boiler/points/temperature"
+
+            def temperature_reads(expected: float) -> bool:
+                return bool(get(temperature)[1]["value"] == expected)
+
             await eventually(
                 lambda: sum(k == "DBIRTH" for k, _, _ in decoded(consumer)) == 2, within=10
             )
             await asyncio.to_thread(broker.stop)
             for value in (40.0, 41.0, 42.0):
                 sim.units[1].set_value("holding", 0, "float32", value)
-                await eventually(lambda v=value: get(temperature)[1]["value"] == v)
+                await eventually(partial(temperature_reads, value))
             await asyncio.to_thread(broker.start)
             await eventually(
                 lambda: sum(k == "NBIRTH" for k, _, _ in decoded(consumer)) == 3, within=15

@@ -6,6 +6,7 @@ import json
 
 from bridge.hub import Hub
 from bridge.readings import PublishedReading
+from bridge.states import Quality
 from bridge.store import Store
 from drivers.base import PointFailure
 from drivers.modbus.config import ModbusTcpDevice
@@ -93,7 +94,7 @@ def test_select_filters() -> None:
 
 
 def reading(point: str, seq: int, device_id: str = "boiler") -> PublishedReading:
-    return PublishedReading(device_id, point, 1.0, None, "good", 0.0, seq)
+    return PublishedReading(device_id, point, 1.0, None, Quality.GOOD, 0.0, seq)
 
 
 def test_hub_sends_the_same_frame_to_all_and_filters_per_subscriber() -> None:

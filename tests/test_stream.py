@@ -436,7 +436,7 @@ async def test_resuming_from_before_what_is_kept_gives_a_gap_and_a_snapshot(
     ws, _ = await connect(session, f"?since={gap['oldest']}&boot={boot}")
 
     def caught_up(frame: Frame) -> bool:
-        return frame["type"] != "readings" or frame["readings"][-1]["seq"] >= last
+        return frame["type"] != "readings" or bool(frame["readings"][-1]["seq"] >= last)
 
     frames = await frames_until(ws, caught_up)
     assert all(f["type"] == "readings" for f in frames)
@@ -520,6 +520,7 @@ async def test_a_client_that_does_not_read_is_closed_with_1013_and_others_go_on(
         pass
     assert message.type == WSMsgType.CLOSE
     assert slow.close_code == 1013
+    assert message.extra is not None  # a close message's extra is its reason
     assert "since" in message.extra
 
     reading.cancel()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -81,7 +82,8 @@ async def test_a_client_that_pings_while_frames_stream_gets_its_pongs_and_intact
 ) -> None:
     _, session = await wave_bridge(simulator, bridge_factory, 20, 0.001)
     async with session.ws_connect("api/v1/stream", autoping=False) as ws:
-        pongs, frames = 0, []
+        pongs = 0
+        frames: list[Frame] = []
         while pongs < 20 or len(seqs(frames)) < 400:
             await ws.ping(str(pongs).encode())
             while (message := await ws.receive(timeout=5)).type != WSMsgType.PONG:
@@ -116,10 +118,14 @@ async def test_clients_that_read_stall_or_filter_side_by_side_each_get_their_rea
     hub = running.bridge.hub
     connections: list[aiohttp.ClientWebSocketResponse] = []
     subscribers: list[Subscriber] = []
+
+    def joined_since(known: set[Subscriber]) -> bool:
+        return len(hub.subscribers) > len(known)
+
     for query in ("", "", "", "", "?point=wave/flow_007"):
         known = set(hub.subscribers)
         connections.append(await session.ws_connect(f"api/v1/stream{query}", max_msg_size=0))
-        await eventually(lambda known=known: len(hub.subscribers) > len(known), within=10)
+        await eventually(partial(joined_since, known), within=10)
         (subscriber,) = hub.subscribers - known
         subscribers.append(subscriber)
     first = connections[0]
@@ -135,9 +141,11 @@ async def test_clients_that_read_stall_or_filter_side_by_side_each_get_their_rea
     def narrowed_readings() -> list[str]:
         """The points of the first reader's readings between its 2nd and 3rd snapshot."""
         marks = [i for i, f in enumerate(received[0]) if f["type"] == "snapshot"] + [None]
+        second = marks[1]
+        assert second is not None
         return [
             r["point"]
-            for f in received[0][marks[1] + 1 : marks[2]]
+            for f in received[0][second + 1 : marks[2]]
             if f["type"] == "readings"
             for r in f["readings"]
         ]

@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 from conftest import BridgeFactory, eventually, tcp_device
+from yarl import URL
 
 from bridge.api.stream import CLOSE_TIMEOUT
 from simulators.modbus import ModbusSimulator
@@ -19,7 +20,7 @@ from simulators.waveforms import Sine
 
 async def stalled_stream_client(url: str) -> socket.socket:
     """A WebSocket client over a raw socket with a tiny receive buffer that never reads."""
-    split = aiohttp.client.URL(url)
+    split = URL(url)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
     sock.setblocking(False)

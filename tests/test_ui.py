@@ -13,7 +13,9 @@ from conftest import eventually, tcp_device
 
 from bridge.config import parse_config
 from bridge.server import start_server
-from drivers.base import Exchange
+from bridge.traffic import Traffic
+from drivers.base import Exchange, Link, Tap
+from drivers.modbus.config import ModbusRtuDevice
 from simulators.modbus.rtu_frame import crc16
 
 
@@ -161,19 +163,25 @@ async def test_links_list_the_shared_link_and_each_device_s_plan(
     assert "last_error_at" in detail["stats"]
 
 
+def tap_of(link: Link[Any]) -> Tap | None:
+    """The link's tap, read afresh: mypy would keep ``link.tap`` narrowed to None across the
+    calls that attach it."""
+    return link.tap
+
+
 async def test_the_traffic_of_a_tcp_link_is_captured_only_while_watched_and_names_errors(
     simulator: Any, bridge_factory: Any
 ) -> None:
     sim, port = simulator
     running, _ = await bridge_factory([tcp_device("boiler", port)])
-    traffic = running.bridge.traffic
+    traffic: Traffic = running.bridge.traffic
     (link,) = [poller.link for poller in running.bridge.pollers]
     (tap,) = traffic.taps.values()
     await eventually(lambda: running.bridge.devices["boiler"].polls > 2)
-    assert link.tap is None
+    assert tap_of(link) is None
     assert tap.captured == 0
     viewer, kept = traffic.watch()
-    assert link.tap is tap
+    assert tap_of(link) is tap
     assert kept == []
     await eventually(lambda: tap.captured >= 3)
     frames = [viewer.queue.get_nowait().decode() for _ in range(viewer.queue.qsize())]
@@ -193,7 +201,7 @@ async def test_the_traffic_of_a_tcp_link_is_captured_only_while_watched_and_name
     await eventually(lambda: any(b"did not answer" in f for _, f in tap.ring))
     sim.silent = False
     traffic.leave(viewer)
-    assert link.tap is None
+    assert tap_of(link) is None
     captured = tap.captured
     await eventually(lambda: running.bridge.devices["boiler"].polls > 10)
     assert tap.captured == captured  # nothing recorded while nobody watches
@@ -245,7 +253,9 @@ async def test_rtu_and_serial_line_traffic_names_bad_crcs_and_garbage() -> None:
             assert bad_crc["device"] in ("flow-a", "flow-b")
             # the whole request frame, and the bad frame as it came, bytes the PDU would hide
             sent = bytes.fromhex(bad_crc["sent"])
-            assert sent[0] == server.bridge.devices[bad_crc["device"]].config.unit
+            config = server.bridge.devices[bad_crc["device"]].config
+            assert isinstance(config, ModbusRtuDevice)
+            assert sent[0] == config.unit
             assert sent[1] == 3  # read holding
             assert crc16(sent[:-2]) == int.from_bytes(sent[-2:], "little")
             assert "03 03 02 00 07 00 00" in bad_crc["received"]

@@ -516,6 +516,7 @@ def test_serial_line_write_templates_of_every_type_are_accepted() -> None:
         {"devices": [line_device("oven", "/dev/null", points=points, parse={"json": True})]}
     )
     (device,) = config.devices
+    assert isinstance(device, SerialLineDevice)
     assert SerialLineDriver().describe(device)[1:] == [
         "writes weight with 'W {value:.2f}\\r\\n'",
         "writes count with 'C {value:05d}\\r\\n'",
