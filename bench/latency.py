@@ -8,9 +8,11 @@ the wait for the next poll, so it spreads over the interval. 137 ms and 100 ms h
 common factor, so a run's changes fall at every millisecond of the poll interval in turn,
 as changes at random times would; a period such as 130 ms would only ever fall at ten
 points 10 ms apart, and a tenth of the frames would wait the longest. Also printed: the
-p99 by the time the clients read the frames, whether the poll rate held, the
-bridge's CPU, and the time the hypervisor took from the bridge's core for other guests
-(``steal`` in ``/proc/stat``; 0 on a machine of its own).
+p99 by the time the clients read the frames; the p99 from the end of the poll (the
+readings' ``ts``) to the socket, which leaves out the wait for the poll; the share of
+frames whose arrivals paused for over 2 ms in the middle of their fan-out; whether the
+poll rate held, the bridge's CPU, and the time the hypervisor took from the bridge's core
+for other guests (``steal`` in ``/proc/stat``; 0 on a machine of its own).
 
 ``--steer-loopback`` (root only) has the kernel do the receive half of each loopback
 delivery on the other cores for the run (Receive Packet Steering on ``lo``), instead of in
@@ -22,6 +24,7 @@ the time of the bridge's ``send()``; the header says how ``lo`` was steered.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -30,6 +33,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 
 import peers
@@ -40,6 +44,25 @@ FARM_PORT, BRIDGE_PORT = 5950, 5993
 def polls(port: int) -> int:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/devices/d0") as answer:
         return int(json.load(answer)["stats"]["polls"])
+
+
+def paused_share(arrivals: Iterable[list[tuple[float, float]]], pause: float = 0.002) -> float:
+    """The share of frames whose arrivals at their subscribers stopped for over ``pause``.
+
+    A frame is written to its subscribers in one pass, and on loopback each arrival is
+    stamped within the bridge's own ``send()`` (just after it, with ``lo`` steered), so a
+    pause between two successive arrivals is time in which the bridge's core did not run
+    the pass.
+    """
+    frames: dict[float, list[float]] = {}
+    for client_arrivals in arrivals:
+        for changed_at, arrived in client_arrivals:
+            frames.setdefault(changed_at, []).append(arrived)
+    paused = 0
+    for times in frames.values():
+        times.sort()
+        paused += any(b - a > pause for a, b in itertools.pairwise(times))
+    return paused / max(1, len(frames))
 
 
 def pin(process: subprocess.Popen[bytes], cores: set[int] | None) -> None:
@@ -96,9 +119,12 @@ def run(
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[int(len(latencies) * 0.99)] * 1000
     read_p99 = read[int(len(read) * 0.99)] * 1000
+    after_poll = sorted(x for c in counts for x in c["after_poll"])
+    after_poll_p99 = after_poll[int(len(after_poll) * 0.99)] * 1000
+    paused = paused_share(c["arrivals"] for c in counts)
     print(
         f"| {count} | {p50:.1f} ms | {p99:.1f} ms | {latencies[-1] * 1000:.1f} ms | "
-        f"{read_p99:.1f} ms | "
+        f"{read_p99:.1f} ms | {after_poll_p99:.1f} ms | {paused:.0%} | "
         f"{len(latencies) / expected_frames:.1%} | {held:.1%} | "
         f"{(cpu1 - cpu0) / args.seconds:.1%} | {stolen:.1%} |",
         flush=True,
@@ -153,10 +179,12 @@ def main() -> None:
                     + f"; {peers.loopback_steering()}"
                 )
                 print(
-                    "| subscribers | p50 | p99 | max | p99 read | frames | poll rate held "
+                    "| subscribers | p50 | p99 | max | p99 read | p99 after the poll "
+                    "| frames paused | frames "
+                    "| poll rate held "
                     "| bridge CPU | stolen |"
                 )
-                print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
                 for count in args.subscribers:
                     run(count, args.processes, args, bridge, others)
         finally:

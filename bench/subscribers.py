@@ -33,6 +33,7 @@ import select
 import socket
 import struct
 import time
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -46,6 +47,10 @@ class Counts:
         #: change → the frame reaching the subscriber's socket, and → its being read
         self.latencies: list[float] = []
         self.read_latencies: list[float] = []
+        #: the poll's end (the readings' ``ts``, to the ms) → the frame reaching the socket
+        self.after_poll: list[float] = []
+        #: (the change, the frame reaching the socket): a frame's arrivals, over its clients
+        self.arrivals: list[tuple[float, float]] = []
 
 
 #: Linux: the kernel stamps each received segment with the time it reached the socket
@@ -200,6 +205,9 @@ def count_clock(frames: Arrivals, start: float, stop: float, counts: Counts) -> 
             changed_at = (p0 << 32 | p1 << 16 | p2) / 1000
             counts.latencies.append(arrived - changed_at)
             counts.read_latencies.append(read - changed_at)
+            polled_at = datetime.fromisoformat(readings[0]["ts"]).timestamp()
+            counts.after_poll.append(arrived - polled_at)
+            counts.arrivals.append((changed_at, arrived))
 
 
 async def client(url: str, start: float, stop: float, counts: Counts) -> None:
