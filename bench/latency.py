@@ -14,11 +14,18 @@ frames whose arrivals paused for over 2 ms in the middle of their fan-out; wheth
 poll rate held, the bridge's CPU, and the time the hypervisor took from the bridge's core
 for other guests (``steal`` in ``/proc/stat``; 0 on a machine of its own).
 
+Each run is made twice in turn, with the same farm and clients: once with the bridge, and
+once with the bare stream (``bench/bare_stream.py``), which polls the same device and writes
+each frame to its clients in one loop of ``send()`` calls and does nothing else: what the
+kernel and the host leave of the target in that minute, beside what the bridge makes of
+it. ``--streams bridge`` (or ``bare``) measures one only.
+
 ``--steer-loopback`` (root only) has the kernel do the receive half of each loopback
 delivery on the other cores for the run (Receive Packet Steering on ``lo``), instead of in
 the time of the bridge's ``send()``; the header says how ``lo`` was steered.
 
-    .venv/bin/python bench/latency.py --subscribers 1 1000 [--steer-loopback]
+    .venv/bin/python bench/latency.py --subscribers 1 1000 [--streams bridge bare]
+        [--steer-loopback]
 """
 
 from __future__ import annotations
@@ -38,7 +45,9 @@ from pathlib import Path
 
 import peers
 
-FARM_PORT, BRIDGE_PORT = 5950, 5993
+FARM_PORT, BRIDGE_PORT, BARE_PORT = 5950, 5993, 5994
+#: the streams a run can measure: the bridge, and the least a stream can do
+STREAMS = ("bridge", "bare")
 
 
 def polls(port: int) -> int:
@@ -71,14 +80,42 @@ def pin(process: subprocess.Popen[bytes], cores: set[int] | None) -> None:
         os.sched_setaffinity(process.pid, cores)
 
 
+def start_stream(
+    name: str, folder: Path, args: argparse.Namespace
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The bridge, or the bare stream (``bench/bare_stream.py``), polling the farm: the
+    process and its port."""
+    if name == "bridge":
+        config = peers.bridge_file(folder, 1, args.registers, args.interval_ms / 1000, FARM_PORT)
+        return peers.start_bridge(folder, config, BRIDGE_PORT, 1000), BRIDGE_PORT
+    bare = subprocess.Popen(
+        [
+            sys.executable,
+            str(peers.BENCH / "bare_stream.py"),
+            "--farm-port",
+            str(FARM_PORT),
+            "--port",
+            str(BARE_PORT),
+            "--registers",
+            str(args.registers),
+            "--interval-ms",
+            str(args.interval_ms),
+        ]
+    )
+    peers.wait_http(f"http://127.0.0.1:{BARE_PORT}/api/v1/devices/d0", bare)
+    return bare, BARE_PORT
+
+
 def run(
+    name: str,
     count: int,
     processes: int,
     args: argparse.Namespace,
-    bridge: subprocess.Popen[bytes],
+    stream: subprocess.Popen[bytes],
+    port: int,
     others: set[int] | None,
 ) -> None:
-    url = f"ws://127.0.0.1:{BRIDGE_PORT}/api/v1/stream"
+    url = f"ws://127.0.0.1:{port}/api/v1/stream"
     spread = min(processes, count)
     t0 = time.time() + args.warmup
     t1 = t0 + args.seconds
@@ -105,11 +142,11 @@ def run(
     for client in clients:
         pin(client, others)
     time.sleep(max(0.0, t0 - time.time()))
-    core = min(os.sched_getaffinity(bridge.pid))
-    polls0, cpu0 = polls(BRIDGE_PORT), peers.cpu_seconds(bridge.pid)
+    core = min(os.sched_getaffinity(stream.pid))
+    polls0, cpu0 = polls(port), peers.cpu_seconds(stream.pid)
     stolen0 = peers.stolen_seconds(core)
     time.sleep(max(0.0, t1 - time.time()))
-    polls1, cpu1 = polls(BRIDGE_PORT), peers.cpu_seconds(bridge.pid)
+    polls1, cpu1 = polls(port), peers.cpu_seconds(stream.pid)
     stolen = (peers.stolen_seconds(core) - stolen0) / args.seconds
     counts = [json.loads(c.communicate()[0]) for c in clients]
     latencies = sorted(x for c in counts for x in c["latencies"])
@@ -123,7 +160,7 @@ def run(
     after_poll_p99 = after_poll[int(len(after_poll) * 0.99)] * 1000
     paused = paused_share(c["arrivals"] for c in counts)
     print(
-        f"| {count} | {p50:.1f} ms | {p99:.1f} ms | {latencies[-1] * 1000:.1f} ms | "
+        f"| {name} | {count} | {p50:.1f} ms | {p99:.1f} ms | {latencies[-1] * 1000:.1f} ms | "
         f"{read_p99:.1f} ms | {after_poll_p99:.1f} ms | {paused:.0%} | "
         f"{len(latencies) / expected_frames:.1%} | {held:.1%} | "
         f"{(cpu1 - cpu0) / args.seconds:.1%} | {stolen:.1%} |",
@@ -134,6 +171,13 @@ def run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 1000])
+    parser.add_argument(
+        "--streams",
+        nargs="+",
+        choices=STREAMS,
+        default=list(STREAMS),
+        help="measure the bridge, the bare stream (bench/bare_stream.py), or both in turn",
+    )
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument(
         "--shared-cores",
@@ -157,39 +201,36 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args()
     farm = peers.start_farm(1, args.registers, FARM_PORT, change_ms=args.change_ms)
-    with tempfile.TemporaryDirectory() as folder:
-        config = peers.bridge_file(
-            Path(folder), 1, args.registers, args.interval_ms / 1000, FARM_PORT
-        )
-        bridge = peers.start_bridge(Path(folder), config, BRIDGE_PORT, 1000)
-        cores = os.sched_getaffinity(0)
-        others = None if args.shared_cores or len(cores) < 2 else cores - {min(cores)}
-        pin(bridge, {min(cores)} if others else None)
-        pin(farm, others)
-        steered = cores - {min(cores)} if args.steer_loopback else None
-        try:
-            with peers.loopback_steered_to(steered):
-                where = f"; the bridge on core {min(cores)}, the rest on {sorted(others or ())}"
-                print(
-                    f"1 device × {args.registers} registers every {args.interval_ms} ms, "
-                    f"values changing every {args.change_ms} ms; "
-                    f"subscribers over {args.processes} processes, reading every "
-                    f"{args.read_every:g} ms"
-                    + where * bool(others)
-                    + f"; {peers.loopback_steering()}"
-                )
-                print(
-                    "| subscribers | p50 | p99 | max | p99 read | p99 after the poll "
-                    "| frames paused | frames "
-                    "| poll rate held "
-                    "| bridge CPU | stolen |"
-                )
-                print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-                for count in args.subscribers:
-                    run(count, args.processes, args, bridge, others)
-        finally:
-            peers.stop(bridge)
-            peers.stop(farm)
+    cores = os.sched_getaffinity(0)
+    others = None if args.shared_cores or len(cores) < 2 else cores - {min(cores)}
+    pin(farm, others)
+    steered = cores - {min(cores)} if args.steer_loopback else None
+    try:
+        with peers.loopback_steered_to(steered), tempfile.TemporaryDirectory() as folder:
+            where = f"; the stream on core {min(cores)}, the rest on {sorted(others or ())}"
+            print(
+                f"1 device × {args.registers} registers every {args.interval_ms} ms, "
+                f"values changing every {args.change_ms} ms; "
+                f"subscribers over {args.processes} processes, reading every "
+                f"{args.read_every:g} ms" + where * bool(others) + f"; {peers.loopback_steering()}"
+            )
+            print(
+                "| stream | subscribers | p50 | p99 | max | p99 read | p99 after the poll "
+                "| frames paused | frames "
+                "| poll rate held "
+                "| stream CPU | stolen |"
+            )
+            print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            for count in args.subscribers:
+                for name in args.streams:
+                    stream, port = start_stream(name, Path(folder), args)
+                    try:
+                        pin(stream, {min(cores)} if others else None)
+                        run(name, count, args.processes, args, stream, port, others)
+                    finally:
+                        peers.stop(stream)
+    finally:
+        peers.stop(farm)
 
 
 if __name__ == "__main__":
