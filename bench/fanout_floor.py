@@ -7,22 +7,25 @@ and the script prints how long one round of writes took (median and p90: from it
 write to its last, of any writer), how late after its due time it began, and the CPU it
 cost per write.
 
-By default one thread writes every connection. ``--writers 2`` splits each round in two:
-``--split threads`` between two threads writing with ``os.write`` (which lets the other
-thread run during the system call), ``--split processes`` between two processes, each
-holding its half of the sockets and pinned to a core of its own: whether a second core
-lowers the floor. As in ``bench/latency.py``, the (first) writer is kept on the first
-core and the receivers on the others. ``--steer-loopback`` (root only) has the kernel do
-the receive half of each loopback delivery on the other cores instead (Receive Packet
-Steering on ``lo``), for the run.
+By default one thread writes every connection, with ``os.write``; ``--via transports``
+has it write through each connection's uvloop transport instead, with the checks the
+stream's hub makes before each write (``bridge/hub.py``): what the transport costs.
+``--writers 2`` splits each round in two: ``--split threads`` between two threads writing
+with ``os.write`` (which lets the other thread run during the system call), ``--split
+processes`` between two processes, each holding its half of the sockets and pinned to a
+core of its own: whether a second core lowers the floor. As in ``bench/latency.py``, the
+(first) writer is kept on the first core and the receivers on the others.
+``--steer-loopback`` (root only) has the kernel do the receive half of each loopback
+delivery on the other cores instead (Receive Packet Steering on ``lo``), for the run.
 
-    .venv/bin/python bench/fanout_floor.py [--writers 1|2] [--split threads|processes]
-        [--steer-loopback]
+    .venv/bin/python bench/fanout_floor.py [--via sockets|transports]
+        [--writers 1|2] [--split threads|processes] [--steer-loopback]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import select
@@ -72,6 +75,44 @@ def rounds_of_writes(fds: list[int], frame: bytes, starts: list[float]) -> list[
         write(fds, frame)
         rounds.append((began, time.time()))
     return rounds
+
+
+Transports = tuple[asyncio.AbstractEventLoop, list[asyncio.Transport]]
+
+
+def open_transports(sockets: list[socket.socket]) -> Transports:
+    """A uvloop event loop, and a transport of it on each socket (as the bridge's are)."""
+    import uvloop
+
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+
+    async def opened() -> list[asyncio.Transport]:
+        transports = []
+        for sock in sockets:
+            transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, sock)
+            transports.append(transport)
+        return transports
+
+    return loop, loop.run_until_complete(opened())
+
+
+def via_transports(opened: Transports, frame: bytes, starts: list[float]) -> list[Round]:
+    """Each round written as the stream's hub writes (``bridge/hub.py``): through each
+    connection's transport, when its buffer is empty and it is not closing."""
+    loop, transports = opened
+
+    async def rounds_in_loop() -> list[Round]:
+        rounds = []
+        for start in starts:
+            await asyncio.sleep(max(0.0, start - time.time()))
+            began = time.time()
+            for transport in transports:
+                if not transport.get_write_buffer_size() and not transport.is_closing():
+                    transport.write(frame)
+            rounds.append((began, time.time()))
+        return rounds
+
+    return loop.run_until_complete(rounds_in_loop())
 
 
 def in_threads(shares: list[list[int]], frame: bytes, starts: list[float]) -> list[Round]:
@@ -134,6 +175,12 @@ def main() -> None:
     parser.add_argument("--receivers", type=int, default=2)
     parser.add_argument("--writers", type=int, choices=(1, 2), default=1)
     parser.add_argument("--split", choices=("threads", "processes"), default="threads")
+    parser.add_argument(
+        "--via",
+        choices=("sockets", "transports"),
+        default="sockets",
+        help="one writer: os.write on each socket, or each connection's uvloop transport",
+    )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument(
         "--steer-loopback",
@@ -175,8 +222,11 @@ def measure(args: argparse.Namespace) -> None:
     frame = b"x" * args.size
     first = time.time() + 1.0
     starts = [first + i * ROUND_EVERY for i in range(int(args.seconds / ROUND_EVERY))]
+    opened = open_transports(accepted) if args.via == "transports" else None
     before = os.times()
-    if args.writers == 1:
+    if args.writers == 1 and opened is not None:
+        rounds = via_transports(opened, frame, starts)
+    elif args.writers == 1:
         rounds = rounds_of_writes(fds, frame, starts)
     elif args.split == "threads":
         rounds = in_threads(shares, frame, starts)
@@ -192,6 +242,7 @@ def measure(args: argparse.Namespace) -> None:
     print(
         f"{peers.loopback_steering()}; "
         f"{args.connections} sockets, {args.size} bytes, {args.writers} writer(s)"
+        f"{' through transports' if args.via == 'transports' else ''}"
         f"{f' ({args.split})' if args.writers > 1 else ''}: a round of writes took "
         f"{statistics.median(took) * 1000:.2f} ms (median), "
         f"{took[int(len(took) * 0.9)] * 1000:.2f} ms (p90), from its first write to its "
