@@ -6,7 +6,8 @@ poller keeps its phase) it reads ``--registers`` holding registers of the farm's
 with its own Modbus TCP framing, and writes a ``readings`` frame of the values that
 changed, in the bridge's shape, to every WebSocket client (each first gets a ``snapshot``
 frame of the latest values, as the bridge's stream begins) in one loop of ``send()`` calls
-on plain non-blocking sockets: no transports, no queues, no filters, no history. A client
+on plain non-blocking sockets: no transports, no queues, no filters, no history (the
+frame's bytes are built as the bridge builds them, ``bridge.wsframe``). A client
 whose socket will not take the whole frame is dropped. It answers ``GET
 /api/v1/devices/d0`` with its poll count, as the benchmark reads the bridge's.
 
@@ -28,25 +29,12 @@ import time
 
 import orjson
 
+from bridge.readings import iso_time
+from bridge.wsframe import text_frame
+
 #: RFC 6455: the server's accept key is the SHA-1 of the client's key and this
 WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
 REQUEST = struct.Struct(">HHHBBHH")  # transaction, protocol, length, unit, function, address, count
-
-
-def iso_time(epoch: float) -> str:
-    whole = int(epoch)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + (
-        f".{int((epoch - whole) * 1000):03d}Z"
-    )
-
-
-def text_frame(payload: bytes) -> bytes:
-    size = len(payload)
-    if size < 126:
-        return bytes([0x81, size]) + payload
-    if size < 1 << 16:
-        return struct.pack("!BBH", 0x81, 126, size) + payload
-    return struct.pack("!BBQ", 0x81, 127, size) + payload
 
 
 class Stream:
@@ -55,7 +43,6 @@ class Stream:
     def __init__(self, registers: int) -> None:
         self.clients: list[socket.socket] = []
         self.polls = 0
-        self.dropped = 0
         self.seq = 0
         self.last: list[int | None] = [None] * registers
         self.stamp = ""
@@ -84,7 +71,6 @@ class Stream:
                 gone.append(client)
         for client in gone:
             self.clients.remove(client)
-            self.dropped += 1
             client.close()
 
     def accept(self, client: socket.socket) -> None:
