@@ -188,6 +188,8 @@ def main() -> None:
         help="steer loopback receive work to the cores other than the first (needs root)",
     )
     args = parser.parse_args()
+    if args.via == "transports" and args.writers != 1:
+        parser.error("--via transports writes with one writer")
     with peers.loopback_steered_to(
         set(sorted(os.sched_getaffinity(0))[1:]) if args.steer_loopback else None
     ):
@@ -224,7 +226,7 @@ def measure(args: argparse.Namespace) -> None:
     starts = [first + i * ROUND_EVERY for i in range(int(args.seconds / ROUND_EVERY))]
     opened = open_transports(accepted) if args.via == "transports" else None
     before = os.times()
-    if args.writers == 1 and opened is not None:
+    if opened is not None:
         rounds = via_transports(opened, frame, starts)
     elif args.writers == 1:
         rounds = rounds_of_writes(fds, frame, starts)

@@ -11,8 +11,9 @@ points 10 ms apart, and a tenth of the frames would wait the longest. Also print
 p99 by the time the clients read the frames; the p99 from the end of the poll (the
 readings' ``ts``) to the socket, which leaves out the wait for the poll; the share of
 frames whose arrivals paused for over 2 ms in the middle of their fan-out; whether the
-poll rate held, the bridge's CPU, and the time the hypervisor took from the bridge's core
-for other guests (``steal`` in ``/proc/stat``; 0 on a machine of its own).
+poll rate held, the CPU of the stream measured (the bridge's or the bare stream's, below),
+and the time the hypervisor took from its core for other guests (``steal`` in
+``/proc/stat``; 0 on a machine of its own).
 
 Each run is made twice in turn, with the same farm and clients: once with the bridge, and
 once with the bare stream (``bench/bare_stream.py``), which polls the same device and writes
