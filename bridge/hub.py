@@ -2,23 +2,27 @@
 
 Publishing is a plain call that encodes a device poll's frame once per distinct filter
 (:mod:`bridge.wire`) and offers the same bytes to every matching subscriber. A subscriber
-with nothing pending (an idle connection without compression) has the whole WebSocket
-frame, built once per published frame (:mod:`bridge.wsframe`), written straight to its
-transport; any other gets it in its bounded queue, which its connection's sender task
-empties in order. A subscriber whose queue is full is marked ``overflowed`` and asked to
-close (1013: it may resume by ``seq``).
+whose connection the bridge writes itself (a plain TCP connection without compression:
+:mod:`bridge.api.stream`) and that has nothing pending gets the whole WebSocket frame,
+built once per published frame (:mod:`bridge.wsframe`), sent straight to its socket; any
+other gets it in its bounded queue, which its connection's sender task empties in order. A
+subscriber whose queue is full is marked ``overflowed`` and asked to close (1013: it may
+resume by ``seq``).
 
-The subscribers that take everything and have nothing pending are kept apart, each with
-its transport: a published frame is written to those in one pass over the transports,
-without touching the subscribers themselves (with a thousand of them, looking at each
-one's state cost more than a third of the fan-out). A subscriber leaves that list the
-moment anything is pending for it, it changes its filter, it is asked to close or its
-connection detaches it, and rejoins once its queue is empty again.
+The subscribers that take everything and have nothing pending are kept apart, by their
+sockets: a published frame is sent to those in one pass over the sockets, without touching
+the subscribers themselves (with a thousand of them, looking at each one's state cost more
+than a third of the fan-out, and a write through each one's transport, with the checks it
+needs, half as much as the system call). A subscriber leaves that list the moment anything
+is pending for it (a frame the kernel did not take whole: the rest of it is queued first),
+it changes its filter, it is asked to close or its connection detaches it, and rejoins once
+its queue is empty again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -40,17 +44,21 @@ def framed(payload: bytes) -> Framed:
 class Subscriber:
     """One stream client: its filter, its queue of frames to send, and how to close it.
 
-    Frames go to the queue until the connection :meth:`attach`-es its transport; from then
-    on a frame offered while nothing is pending is written to the transport at once.
+    With ``whole_frames`` (a connection the bridge writes itself) its queue holds whole
+    WebSocket frames, or the rest of one, which the connection sends to its socket as they
+    are; without, the frames' payloads, which the connection sends through aiohttp. Frames
+    go to the queue until the connection :meth:`attach`-es its socket; from then on a frame
+    offered while nothing is pending is sent to the socket at once.
     """
 
     __slots__ = (
-        "_hub", "_transport", "closing", "filter", "on_close", "overflowed", "pending",
-        "queue",
+        "_hub", "_socket", "closing", "filter", "on_close", "overflowed", "pending", "placed",
+        "queue", "whole_frames",
     )  # fmt: skip
 
-    def __init__(self, hub: Hub, queue_size: int) -> None:
+    def __init__(self, hub: Hub, queue_size: int, whole_frames: bool = False) -> None:
         self._hub = hub
+        self.whole_frames = whole_frames
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=queue_size)
         self.filter = EVERYTHING
         self.overflowed = asyncio.Event()
@@ -60,28 +68,32 @@ class Subscriber:
         #: frames put in the queue and not yet sent: the connection's sender lowers it
         #: once a frame it took is written
         self.pending = 0
-        self._transport: asyncio.WriteTransport | None = None
+        self._socket: socket.socket | None = None
+        #: the socket under which the hub keeps it in its one-pass list, if it does
+        self.placed: socket.socket | None = None
 
-    def attach(self, transport: asyncio.WriteTransport) -> None:
-        """Let frames be written straight to ``transport`` while nothing is pending.
+    def attach(self, sock: socket.socket) -> None:
+        """Let frames be sent straight to ``sock`` (non-blocking) while nothing is pending.
 
-        Only for a connection whose frames are plain (:func:`bridge.wsframe.text_frame`:
-        no compression) and whose other writes are whole frames. The connection must
-        :meth:`detach` before it sends its close frame: nothing may follow that.
+        Only for a subscriber with ``whole_frames``, on a connection that nothing but the
+        bridge writes to while it is attached, and whose queued frames are sent whole: a
+        frame sent here must never fall in the middle of another. The connection must
+        :meth:`detach` before anything else writes to it (aiohttp's close frame).
         """
-        self._transport = transport
+        assert self.whole_frames
+        self._socket = sock
         self._hub._place(self)
 
     def detach(self) -> None:
         """Frames go to the queue only, from now on."""
-        self._transport = None
+        self._socket = None
         self._hub._place(self)
 
-    def direct_transport(self) -> asyncio.WriteTransport | None:
-        """The transport to write to at once if this subscriber takes every frame and
-        nothing is pending for it; else None."""
+    def direct_socket(self) -> socket.socket | None:
+        """The socket to send to at once if this subscriber takes every frame and nothing
+        is pending for it; else None."""
         if self.closing is None and not self.pending and self.filter.everything:
-            return self._transport
+            return self._socket
         return None
 
     def set_filter(self, devices: Iterable[str], points: Iterable[str]) -> None:
@@ -90,21 +102,31 @@ class Subscriber:
         self._hub._place(self)
 
     def offer(self, frame: bytes, framed: bytes | None = None) -> bool:
-        """Send a frame: written at once (as ``framed``, its WebSocket frame, if given)
-        when that cannot overtake anything (attached, nothing pending, the transport's
-        buffer empty and the transport open), else queued; False (and asked to close) if
-        the subscriber cannot keep up."""
+        """Send a frame (``framed``: its WebSocket frame, if already built): at once when
+        that cannot overtake anything (attached, nothing pending), else (or whatever of
+        it the kernel did not take) queued; False (and asked to close) if the subscriber
+        cannot keep up."""
+        if not self.whole_frames:
+            return self.closing is not None or self._enqueue(frame)
+        return self.offer_frame(wsframe.text_frame(frame) if framed is None else framed)
+
+    def offer_frame(self, frame: bytes) -> bool:
+        """:meth:`offer` a whole WebSocket frame (a text frame, a ping, a pong) to a
+        subscriber with ``whole_frames``."""
         if self.closing is not None:
             return True
-        transport = self._transport
-        if (
-            transport is not None
-            and not self.pending
-            and not transport.get_write_buffer_size()
-            and not transport.is_closing()
-        ):
-            transport.write(wsframe.text_frame(frame) if framed is None else framed)
-            return True
+        sock = self._socket
+        if sock is not None and not self.pending:
+            try:
+                sent = sock.send(frame)
+            except OSError:  # the kernel takes nothing now, or the peer is gone
+                sent = 0
+            if sent == len(frame):
+                return True
+            frame = frame[sent:]
+        return self._enqueue(frame)
+
+    def _enqueue(self, frame: bytes) -> bool:
         try:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
@@ -143,14 +165,15 @@ class Hub:
         self.overflows = 0
         #: subscribers whose close handshake did not finish in time: their connection was cut
         self.stalls = 0
-        # ``subscribers`` in two: those written to in one pass, with their transports
-        # (Subscriber.direct_transport), and all the others
-        self._direct: dict[Subscriber, asyncio.WriteTransport] = {}
+        # ``subscribers`` in two: those sent to in one pass, by their sockets
+        # (Subscriber.direct_socket), and all the others
+        self._direct: dict[socket.socket, Subscriber] = {}
         self._others: set[Subscriber] = set()
 
-    def subscribe(self) -> Subscriber:
-        """A new subscriber that receives every frame published from now on."""
-        subscriber = Subscriber(self, self.queue_size)
+    def subscribe(self, whole_frames: bool = False) -> Subscriber:
+        """A new subscriber that receives every frame published from now on (queued as
+        whole WebSocket frames with ``whole_frames``, else as payloads)."""
+        subscriber = Subscriber(self, self.queue_size, whole_frames)
         self.subscribers.add(subscriber)
         self._others.add(subscriber)
         return subscriber
@@ -162,19 +185,26 @@ class Hub:
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.discard(subscriber)
-        self._direct.pop(subscriber, None)
+        self._leave_direct(subscriber)
         self._others.discard(subscriber)
+
+    def _leave_direct(self, subscriber: Subscriber) -> None:
+        if subscriber.placed is not None:
+            del self._direct[subscriber.placed]
+            subscriber.placed = None
 
     def _place(self, subscriber: Subscriber) -> None:
         """Put a subscriber whose state changed on the side it now belongs to."""
         if subscriber not in self.subscribers:
             return
-        transport = subscriber.direct_transport()
-        if transport is None:
-            self._direct.pop(subscriber, None)
+        sock = subscriber.direct_socket()
+        if sock is not subscriber.placed:
+            self._leave_direct(subscriber)
+        if sock is None:
             self._others.add(subscriber)
         else:
-            self._direct[subscriber] = transport
+            self._direct[sock] = subscriber
+            subscriber.placed = sock
             self._others.discard(subscriber)
 
     def publish_readings(
@@ -221,14 +251,17 @@ class Hub:
                 subscriber.offer(*encoded)
 
     def _write_direct(self, frame: Framed) -> None:
-        """Write a frame to every transport of the one-pass list whose buffer is empty;
-        a subscriber whose buffer is not gets it queued (and so leaves the list)."""
+        """Send a frame to every socket of the one-pass list; a subscriber whose socket
+        did not take all of it gets the rest queued (and so leaves the list)."""
         data = frame[1]
-        backed_up: list[Subscriber] = []
-        for subscriber, transport in self._direct.items():
-            if transport.get_write_buffer_size() or transport.is_closing():
-                backed_up.append(subscriber)
-            else:
-                transport.write(data)
-        for subscriber in backed_up:
-            subscriber.offer(*frame)
+        size = len(data)
+        backed_up: list[tuple[socket.socket, int]] = []
+        for sock in self._direct:
+            try:
+                sent = sock.send(data)
+            except OSError:  # the kernel takes nothing now, or the peer is gone
+                sent = 0
+            if sent != size:
+                backed_up.append((sock, sent))
+        for sock, sent in backed_up:
+            self._direct[sock]._enqueue(data[sent:])

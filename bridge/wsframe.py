@@ -1,4 +1,5 @@
-"""A server's WebSocket text frame as bytes, built once and written to many connections.
+"""A server's WebSocket frames as bytes: text frames built once and written to many
+connections, and the ping and pong a connection the bridge writes itself sends.
 
 Frames a server sends are not masked (RFC 6455, section 5.1), so one frame's bytes are
 the same for every client that has not negotiated compression. :func:`text_frame` builds
@@ -12,6 +13,10 @@ from __future__ import annotations
 import struct
 
 _FIN_TEXT = 0x81
+_FIN_PING = 0x89
+_FIN_PONG = 0x8A
+#: a control frame's payload is at most this long (RFC 6455, section 5.5)
+CONTROL_PAYLOAD = 125
 _SHORT = struct.Struct("!BB").pack
 _MEDIUM = struct.Struct("!BBH").pack
 _LONG = struct.Struct("!BBQ").pack
@@ -29,3 +34,19 @@ def text_header(length: int) -> bytes:
 def text_frame(payload: bytes) -> bytes:
     """The whole frame (header and payload) carrying UTF-8 ``payload`` as one message."""
     return text_header(len(payload)) + payload
+
+
+def _control_frame(first: int, payload: bytes) -> bytes:
+    if len(payload) > CONTROL_PAYLOAD:
+        raise ValueError(f"a control frame carries at most {CONTROL_PAYLOAD} bytes")
+    return _SHORT(first, len(payload)) + payload
+
+
+def ping_frame(payload: bytes = b"") -> bytes:
+    """A ping (the peer must answer with a pong carrying the same payload)."""
+    return _control_frame(_FIN_PING, payload)
+
+
+def pong_frame(payload: bytes) -> bytes:
+    """The answer to a ping that carried ``payload``."""
+    return _control_frame(_FIN_PONG, payload)

@@ -159,7 +159,7 @@ async def test_clients_that_read_stall_or_filter_side_by_side_each_get_their_rea
         # the narrowed one is not
         await eventually(
             lambda: (
-                [s.direct_transport() is not None for s in subscribers]
+                [s.direct_socket() is not None for s in subscribers]
                 == [True, True, True, True, False]
             ),
             within=10,
@@ -214,7 +214,7 @@ async def test_nothing_follows_the_close_frame_the_bridge_sends_mid_stream(
     close_frame = WebSocketWriter.close
 
     async def watched(self: WebSocketWriter, code: int = 1000, message: bytes | str = b"") -> None:
-        writing_on.extend(s.direct_transport() is not None for s in hub.subscribers)
+        writing_on.extend(s.direct_socket() is not None for s in hub.subscribers)
         await close_frame(self, code, message)
 
     monkeypatch.setattr(WebSocketWriter, "close", watched)

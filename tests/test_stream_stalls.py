@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import socket
 from typing import Any
@@ -96,5 +97,12 @@ async def test_a_client_that_stops_reading_is_let_go_and_its_slot_freed_at_once(
                 within=5,
             )
             reader.cancel()
+        # and the connection itself ends: the stalled client, reading at last, comes to
+        # its end (the bridge lets go of every descriptor of it)
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(5):
+            with contextlib.suppress(ConnectionResetError):
+                while await loop.sock_recv(stalled, 65536):
+                    pass
     finally:
         stalled.close()

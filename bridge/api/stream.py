@@ -2,12 +2,13 @@
 
 The subscriber joins the hub and its snapshot (or its backlog, when resuming) is taken in
 the same synchronous step, so no reading can fall between them. Its frames (built in
-:mod:`bridge.wire`, already encoded) are then written by the hub straight to the
-connection while nothing is pending for it (no compression, nothing queued, the kernel
-taking every byte), and otherwise queued and sent in order by one task of its own, while
-the handler reads the client's messages; a client too slow to keep its queue from
-filling is closed with 1013. permessage-deflate is off unless ``BRIDGE_STREAM_COMPRESS``
-is on.
+:mod:`bridge.wire`, already encoded) are then sent by the hub straight to the
+connection's socket while nothing is pending for it (a plain connection: no TLS, no
+compression; :mod:`bridge.api.stream_socket`), and otherwise queued and sent in order by
+one task of its own, while the handler reads the client's messages; a client too slow to
+keep its queue from filling is closed with 1013. The bridge pings each client every 30 s
+and cuts one that has not answered within 15 s. permessage-deflate is off unless
+``BRIDGE_STREAM_COMPRESS`` is on.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bridge import wire
+from bridge import wire, wsframe
 from bridge.api.auth import WS_PROTOCOL
 from bridge.api.hosts import HOST_POLICY, check_origin
 from bridge.api.problems import ProblemError
 from bridge.api.query import BRIDGE, filters
+from bridge.api.stream_socket import SocketWriter
 from bridge.hub import Closing, Subscriber
 
 if TYPE_CHECKING:
@@ -35,42 +37,59 @@ MAX_CLIENT_MESSAGE = 64 * 1024
 SEND_BUFFER = 64 * 1024
 #: seconds a close handshake may take before the connection is cut
 CLOSE_TIMEOUT = 1.0
+#: seconds between the bridge's pings to a client; it must answer within half of that
+HEARTBEAT = 30.0
 
 
 class StreamSocket(web.WebSocketResponse):
-    """aiohttp's WebSocket response, detaching its subscriber before any close frame.
+    """aiohttp's WebSocket response, letting go of the bridge's writes before any close
+    frame.
 
     aiohttp sends a close frame itself in some cases (the client's close, a protocol
-    error), always through :meth:`close`; the hub writes frames straight to the transport,
-    and none may follow a close frame.
+    error), always through :meth:`close`; the hub sends frames straight to the socket,
+    and none may follow a close frame, nor may a close frame fall in the middle of one.
     """
 
     subscriber: Subscriber | None = None
+    writer: SocketWriter | None = None
+    connection: asyncio.Transport | None = None
+    #: the connection was cut (aborted) instead of closed with a close frame
+    cut_off = False
 
     async def close(
         self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
     ) -> bool:
         if self.subscriber is not None:
             self.subscriber.detach()
+        if self.writer is not None and not await self.writer.stop(CLOSE_TIMEOUT):
+            # a frame is half-sent and will stay so: nothing can follow it
+            self.cut()
+            return False
         return await super().close(code=code, message=message, drain=drain)
 
+    def cut(self) -> None:
+        """Abort the connection: no close frame, a TCP reset."""
+        self.cut_off = True
+        if self.writer is not None:
+            self.writer.reset()
+        if self.connection is not None:
+            self.connection.abort()
 
-async def close_bounded(
-    request: web.Request, ws: web.WebSocketResponse, code: int, message: bytes = b""
-) -> bool:
-    """Close the WebSocket within CLOSE_TIMEOUT, else abort its connection; True if cut.
+
+async def close_bounded(ws: StreamSocket, code: int, message: bytes = b"") -> bool:
+    """Close the WebSocket within CLOSE_TIMEOUT, else cut its connection; True if cut.
 
     A client whose TCP window is full never takes the close frame, and a plain close of
     the transport waits for its buffer to drain, for ever: so the transport is aborted.
     """
+    if ws.cut_off:
+        return False  # already cut (the client did not answer a ping): nothing to close
     try:
         async with asyncio.timeout(CLOSE_TIMEOUT):
             await ws.close(code=code, message=message)
-        return False
     except TimeoutError:
-        if request.transport is not None:
-            request.transport.abort()
-        return True
+        ws.cut()
+    return ws.cut_off
 
 
 async def send_text(ws: web.WebSocketResponse, payload: bytes) -> None:
@@ -118,7 +137,7 @@ async def handler(request: web.Request) -> web.StreamResponse:
     since = _since(request)
     boot = request.query.get("boot")
     ws = StreamSocket(
-        heartbeat=30.0,
+        autoping=False,  # pings and pongs are the bridge's own (_serve, _keep_alive)
         max_msg_size=MAX_CLIENT_MESSAGE,
         compress=bridge.settings.stream_compress,
         timeout=CLOSE_TIMEOUT,
@@ -142,23 +161,30 @@ async def handler(request: web.Request) -> web.StreamResponse:
     if sock is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
 
-    subscriber = bridge.hub.subscribe()
+    ws.connection = request.transport
+    writer = ws.writer = None if ws.compress else SocketWriter.of(request.transport)
+    subscriber = bridge.hub.subscribe(whole_frames=writer is not None)
     subscriber.set_filter(devices, points)
     try:
         # No await between subscribing and taking the first frames: nothing falls between.
         for frame in _first_frames(bridge, subscriber, since, boot):
-            await send_text(ws, frame)
-        await _serve(bridge, request, ws, subscriber)
+            if writer is None:
+                await send_text(ws, frame)
+            else:
+                await writer.send(wsframe.text_frame(frame))
+        await _serve(bridge, ws, subscriber)
     finally:
-        bridge.hub.unsubscribe(subscriber)
-        if not ws.closed:
-            await _close(bridge, request, ws, (WSCloseCode.OK, b""))
+        try:
+            bridge.hub.unsubscribe(subscriber)
+            if not ws.closed:
+                await _close(bridge, ws, (WSCloseCode.OK, b""))
+        finally:
+            if writer is not None:
+                writer.close()
     return ws
 
 
-async def _serve(
-    bridge: Bridge, request: web.Request, ws: StreamSocket, subscriber: Subscriber
-) -> None:
+async def _serve(bridge: Bridge, ws: StreamSocket, subscriber: Subscriber) -> None:
     """Send queued frames from one task and read the client's messages in this one.
 
     Closing (the hub asks it: too slow, or the bridge stopping) gets a task of its own
@@ -168,35 +194,65 @@ async def _serve(
 
     def close(closing: Closing) -> None:
         bridge.hub.unsubscribe(subscriber)  # its slot is free now, not once it has closed
-        closers.append(asyncio.get_running_loop().create_task(_close(bridge, request, ws, closing)))
+        closers.append(asyncio.get_running_loop().create_task(_close(bridge, ws, closing)))
 
+    pong = asyncio.Event()
     sender = asyncio.create_task(_send_queued(ws, subscriber))
+    keeper = asyncio.create_task(_keep_alive(ws, subscriber, pong))
     subscriber.on_close = close
-    # aiohttp writes each of its own frames (pings, pongs, close) whole and without an
-    # await in between, so whole frames written beside them cannot interleave with them
-    if not ws.compress and request.transport is not None:
+    if ws.writer is not None:
         ws.subscriber = subscriber
-        subscriber.attach(request.transport)
+        subscriber.attach(ws.writer.socket)
     if subscriber.closing is not None:
         close(subscriber.closing)
     try:
         async for message in ws:
-            if message.type != WSMsgType.TEXT:
-                continue
-            reply = _client_message(bridge, subscriber, message.data)
-            if reply is not None:
-                subscriber.offer(reply)
+            if message.type is WSMsgType.TEXT:
+                reply = _client_message(bridge, subscriber, message.data)
+                if reply is not None:
+                    subscriber.offer(reply)
+            elif message.type is WSMsgType.PING:
+                await _control(ws, subscriber, WSMsgType.PONG, message.data)
+            elif message.type is WSMsgType.PONG:
+                pong.set()
     finally:
         subscriber.detach()
         ws.subscriber = None
         subscriber.on_close = None
         sender.cancel()
-        for task in (sender, *closers):
+        keeper.cancel()
+        for task in (sender, keeper, *closers):
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):
                 await task
 
 
-async def _send_queued(ws: web.WebSocketResponse, subscriber: Subscriber) -> None:
+async def _control(
+    ws: StreamSocket, subscriber: Subscriber, kind: WSMsgType, payload: bytes = b""
+) -> None:
+    """Send a ping or a pong in order with the stream's frames."""
+    if ws.writer is None:
+        await (ws.pong(payload) if kind is WSMsgType.PONG else ws.ping(payload))
+    else:
+        pong = kind is WSMsgType.PONG
+        subscriber.offer_frame(wsframe.pong_frame(payload) if pong else wsframe.ping_frame())
+
+
+async def _keep_alive(ws: StreamSocket, subscriber: Subscriber, pong: asyncio.Event) -> None:
+    """Ping the client every HEARTBEAT seconds; cut it if it has not answered within half
+    of that (it is gone, or has stopped reading for that long)."""
+    while True:
+        await asyncio.sleep(HEARTBEAT)
+        pong.clear()
+        await _control(ws, subscriber, WSMsgType.PING)
+        try:
+            async with asyncio.timeout(HEARTBEAT / 2):
+                await pong.wait()
+        except TimeoutError:
+            ws.cut()
+            return
+
+
+async def _send_queued(ws: StreamSocket, subscriber: Subscriber) -> None:
     queue = subscriber.queue
     while subscriber.closing is None:
         frame = await queue.get()
@@ -205,16 +261,17 @@ async def _send_queued(ws: web.WebSocketResponse, subscriber: Subscriber) -> Non
         if subscriber.closing is not None or ws.closed:
             return
         try:
-            await send_text(ws, frame)
+            if ws.writer is None:
+                await send_text(ws, frame)
+            elif not await ws.writer.send(frame):
+                return  # stopped: the close frame comes next
         finally:
             subscriber.sent()
 
 
-async def _close(
-    bridge: Bridge, request: web.Request, ws: web.WebSocketResponse, closing: Closing
-) -> None:
+async def _close(bridge: Bridge, ws: StreamSocket, closing: Closing) -> None:
     code, reason = closing
-    if await close_bounded(request, ws, code, reason):
+    if await close_bounded(ws, code, reason):
         bridge.hub.stalls += 1
 
 
