@@ -22,9 +22,10 @@ its queue is empty again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from bridge import wire, wsframe
 from bridge.filter import EVERYTHING, Filter
@@ -41,6 +42,18 @@ def framed(payload: bytes) -> Framed:
     return payload, wsframe.text_frame(payload)
 
 
+class FrameSink(Protocol):
+    """What the hub needs of a connection the bridge writes itself
+    (:class:`bridge.api.stream_socket.SocketWriter`)."""
+
+    #: non-blocking; nothing but the bridge writes to it while a subscriber is attached
+    socket: socket.socket
+
+    def begun(self) -> None:
+        """Part of a frame was sent to the socket and the rest queued: nothing else may be
+        written before that rest."""
+
+
 class Subscriber:
     """One stream client: its filter, its queue of frames to send, and how to close it.
 
@@ -52,7 +65,7 @@ class Subscriber:
     """
 
     __slots__ = (
-        "_hub", "_socket", "closing", "filter", "on_close", "overflowed", "pending", "placed",
+        "_hub", "_sink", "closing", "filter", "on_close", "overflowed", "pending", "placed",
         "queue", "whole_frames",
     )  # fmt: skip
 
@@ -68,12 +81,12 @@ class Subscriber:
         #: frames put in the queue and not yet sent: the connection's sender lowers it
         #: once a frame it took is written
         self.pending = 0
-        self._socket: socket.socket | None = None
+        self._sink: FrameSink | None = None
         #: the socket under which the hub keeps it in its one-pass list, if it does
         self.placed: socket.socket | None = None
 
-    def attach(self, sock: socket.socket) -> None:
-        """Let frames be sent straight to ``sock`` (non-blocking) while nothing is pending.
+    def attach(self, sink: FrameSink) -> None:
+        """Let frames be sent straight to the sink's socket while nothing is pending.
 
         Only for a subscriber with ``whole_frames``, on a connection that nothing but the
         bridge writes to while it is attached, and whose queued frames are sent whole: a
@@ -81,19 +94,24 @@ class Subscriber:
         :meth:`detach` before anything else writes to it (aiohttp's close frame).
         """
         assert self.whole_frames
-        self._socket = sock
+        self._sink = sink
         self._hub._place(self)
 
     def detach(self) -> None:
         """Frames go to the queue only, from now on."""
-        self._socket = None
+        self._sink = None
         self._hub._place(self)
 
     def direct_socket(self) -> socket.socket | None:
         """The socket to send to at once if this subscriber takes every frame and nothing
         is pending for it; else None."""
-        if self.closing is None and not self.pending and self.filter.everything:
-            return self._socket
+        if (
+            self._sink is not None
+            and self.closing is None
+            and not self.pending
+            and self.filter.everything
+        ):
+            return self._sink.socket
         return None
 
     def set_filter(self, devices: Iterable[str], points: Iterable[str]) -> None:
@@ -115,14 +133,22 @@ class Subscriber:
         subscriber with ``whole_frames``."""
         if self.closing is not None:
             return True
-        sock = self._socket
-        if sock is not None and not self.pending:
-            try:
-                sent = sock.send(frame)
-            except OSError:  # the kernel takes nothing now, or the peer is gone
-                sent = 0
+        sent = 0
+        if self._sink is not None and not self.pending:
+            # OSError: the kernel takes nothing now, or the peer is gone
+            with contextlib.suppress(OSError):
+                sent = self._sink.socket.send(frame)
             if sent == len(frame):
                 return True
+        return self._queue_unsent(frame, sent)
+
+    def _queue_unsent(self, frame: bytes, sent: int) -> bool:
+        """Queue what the socket did not take of ``frame``: a frame it took in part is
+        open, and its rest goes first."""
+        if sent:
+            assert self._sink is not None
+            assert not self.pending
+            self._sink.begun()
             frame = frame[sent:]
         return self._enqueue(frame)
 
@@ -264,4 +290,4 @@ class Hub:
             if sent != size:
                 backed_up.append((sock, sent))
         for sock, sent in backed_up:
-            self._direct[sock]._enqueue(data[sent:])
+            self._direct[sock]._queue_unsent(data, sent)

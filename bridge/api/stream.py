@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import struct
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -37,6 +38,8 @@ MAX_CLIENT_MESSAGE = 64 * 1024
 SEND_BUFFER = 64 * 1024
 #: bytes of queued frames the sender joins into one send, at most (plus one frame)
 SEND_BATCH = 256 * 1024
+#: SO_LINGER on, for 0 s: closing the socket resets the connection
+RESET = struct.pack("ii", 1, 0)
 #: seconds a close handshake may take before the connection is cut
 CLOSE_TIMEOUT = 1.0
 #: seconds between the bridge's pings to a client; it must answer within half of that
@@ -57,41 +60,53 @@ class StreamSocket(web.WebSocketResponse):
     connection: asyncio.Transport | None = None
     #: the connection was cut (aborted) instead of closed with a close frame
     cut_off = False
+    #: cut because a close did not finish within CLOSE_TIMEOUT
+    stalled = False
 
     async def close(
         self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
     ) -> bool:
         if self.subscriber is not None:
             self.subscriber.detach()
-        if self.writer is not None and not await self.writer.stop(CLOSE_TIMEOUT):
-            # a frame is half-sent and will stay so: nothing can follow it
-            self.cut()
-            return False
+        if (
+            self.writer is not None
+            and not self.cut_off
+            and not await self.writer.stop(CLOSE_TIMEOUT)
+        ):
+            self.cut(stalled=True)  # a frame is open and stays so: nothing can follow it
+        # once cut, aiohttp only marks the response closed (its transport refuses writes)
         return await super().close(code=code, message=message, drain=drain)
 
-    def cut(self) -> None:
-        """Abort the connection: no close frame, a TCP reset."""
+    def cut(self, stalled: bool = False) -> None:
+        """Abort the connection at once: no close frame, a TCP reset."""
+        if self.subscriber is not None:
+            self.subscriber.detach()
         self.cut_off = True
+        self.stalled = self.stalled or stalled
+        sock = self.connection.get_extra_info("socket") if self.connection else None
+        if sock is not None and sock.fileno() != -1:
+            # a reset, not a FIN queued behind what a stalled client never reads
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)
         if self.writer is not None:
-            self.writer.reset()
+            self.writer.close()
         if self.connection is not None:
             self.connection.abort()
 
 
 async def close_bounded(ws: StreamSocket, code: int, message: bytes = b"") -> bool:
-    """Close the WebSocket within CLOSE_TIMEOUT, else cut its connection; True if cut.
+    """Close the WebSocket within CLOSE_TIMEOUT, else cut its connection; True if this
+    close was cut for that.
 
     A client whose TCP window is full never takes the close frame, and a plain close of
     the transport waits for its buffer to drain, for ever: so the transport is aborted.
     """
-    if ws.cut_off:
-        return False  # already cut (the client did not answer a ping): nothing to close
+    stalled = ws.stalled
     try:
         async with asyncio.timeout(CLOSE_TIMEOUT):
             await ws.close(code=code, message=message)
     except TimeoutError:
-        ws.cut()
-    return ws.cut_off
+        ws.cut(stalled=True)
+    return ws.stalled and not stalled
 
 
 async def send_text(ws: web.WebSocketResponse, payload: bytes) -> None:
@@ -169,12 +184,7 @@ async def handler(request: web.Request) -> web.StreamResponse:
     subscriber.set_filter(devices, points)
     try:
         # No await between subscribing and taking the first frames: nothing falls between.
-        for frame in _first_frames(bridge, subscriber, since, boot):
-            if writer is None:
-                await send_text(ws, frame)
-            else:
-                await writer.send(wsframe.text_frame(frame))
-        await _serve(bridge, ws, subscriber)
+        await _serve(bridge, ws, subscriber, _first_frames(bridge, subscriber, since, boot))
     finally:
         try:
             bridge.hub.unsubscribe(subscriber)
@@ -186,11 +196,15 @@ async def handler(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def _serve(bridge: Bridge, ws: StreamSocket, subscriber: Subscriber) -> None:
-    """Send queued frames from one task and read the client's messages in this one.
+async def _serve(
+    bridge: Bridge, ws: StreamSocket, subscriber: Subscriber, first: list[bytes]
+) -> None:
+    """Send the first frames, then queued frames from one task, and read the client's
+    messages in this one.
 
     Closing (the hub asks it: too slow, or the bridge stopping) gets a task of its own
-    when it happens, so that it does not wait behind a send to a slow client.
+    when it happens, so that it does not wait behind a send to a slow client; it and the
+    pings are in force from the first frame on.
     """
     closers: list[asyncio.Task[None]] = []
 
@@ -199,15 +213,20 @@ async def _serve(bridge: Bridge, ws: StreamSocket, subscriber: Subscriber) -> No
         closers.append(asyncio.get_running_loop().create_task(_close(bridge, ws, closing)))
 
     pong = asyncio.Event()
-    sender = asyncio.create_task(_send_queued(ws, subscriber))
-    keeper = asyncio.create_task(_keep_alive(ws, subscriber, pong))
+    tasks = [asyncio.create_task(_keep_alive(ws, subscriber, pong))]
     subscriber.on_close = close
-    if ws.writer is not None:
-        ws.subscriber = subscriber
-        subscriber.attach(ws.writer.socket)
     if subscriber.closing is not None:
         close(subscriber.closing)
     try:
+        for frame in first:
+            if ws.writer is None:
+                await send_text(ws, frame)
+            elif not await ws.writer.send(wsframe.text_frame(frame)):
+                return
+        tasks.append(asyncio.create_task(_send_queued(ws, subscriber)))
+        if ws.writer is not None:
+            ws.subscriber = subscriber
+            subscriber.attach(ws.writer)
         async for message in ws:
             if message.type is WSMsgType.TEXT:
                 reply = _client_message(bridge, subscriber, message.data)
@@ -217,14 +236,18 @@ async def _serve(bridge: Bridge, ws: StreamSocket, subscriber: Subscriber) -> No
                 await _control(ws, subscriber, WSMsgType.PONG, message.data)
             elif message.type is WSMsgType.PONG:
                 pong.set()
+            elif message.type is WSMsgType.ERROR:
+                break
+    except OSError:  # the client is gone in the middle of a send: nothing more to say
+        ws.cut()
     finally:
         subscriber.detach()
         ws.subscriber = None
         subscriber.on_close = None
-        sender.cancel()
-        keeper.cancel()
-        for task in (sender, keeper, *closers):
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+        for task in tasks:
+            task.cancel()
+        for task in (*tasks, *closers):
+            with contextlib.suppress(asyncio.CancelledError, OSError):
                 await task
 
 
@@ -245,9 +268,9 @@ async def _keep_alive(ws: StreamSocket, subscriber: Subscriber, pong: asyncio.Ev
     while True:
         await asyncio.sleep(HEARTBEAT)
         pong.clear()
-        await _control(ws, subscriber, WSMsgType.PING)
         try:
             async with asyncio.timeout(HEARTBEAT / 2):
+                await _control(ws, subscriber, WSMsgType.PING)
                 await pong.wait()
         except TimeoutError:
             ws.cut()
@@ -257,23 +280,29 @@ async def _keep_alive(ws: StreamSocket, subscriber: Subscriber, pong: asyncio.Ev
 async def _send_queued(ws: StreamSocket, subscriber: Subscriber) -> None:
     """Send the queue in order: one frame at a time through aiohttp, or, to a socket the
     bridge writes itself, what is queued so far (up to SEND_BATCH) in one go: a client
-    that fell behind catches up in fewer system calls."""
+    that fell behind catches up in fewer system calls. The rest of a frame the hub began
+    is sent even once the connection is closing: the close frame waits for it."""
     queue = subscriber.queue
-    while subscriber.closing is None:
+    writer = ws.writer
+    while True:
         frames = [await queue.get()]
-        # closed: aiohttp has sent its close frame, or is sending it (it may be waiting
-        # for the same drain as this task was), and nothing may follow it
-        if subscriber.closing is not None or ws.closed:
-            return
         try:
-            if ws.writer is None:
+            if writer is not None and writer.frame_open:
+                if not await writer.send(frames[0]):
+                    return
+                continue
+            # closed: aiohttp has sent its close frame, or is sending it (it may be
+            # waiting for the same drain as this task was), and nothing may follow it
+            if subscriber.closing is not None or ws.closed:
+                return
+            if writer is None:
                 await send_text(ws, frames[0])
                 continue
             size = len(frames[0])
             while size < SEND_BATCH and not queue.empty():
                 frames.append(queue.get_nowait())
                 size += len(frames[-1])
-            if not await ws.writer.send(b"".join(frames)):
+            if not await writer.send(b"".join(frames)):
                 return  # stopped: the close frame comes next
         finally:
             for _ in frames:

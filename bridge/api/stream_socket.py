@@ -19,22 +19,24 @@ import asyncio
 import contextlib
 import os
 import socket
-import struct
-
-#: SO_LINGER on, for 0 s: closing the socket resets the connection
-_RESET = struct.pack("ii", 1, 0)
 
 
 class SocketWriter:
-    """The bridge's own write side of one connection: whole frames, one at a time."""
+    """The bridge's own write side of one connection: whole frames, one sender at a time.
+
+    A frame is *open* while some of its bytes are in the kernel and some are not: the
+    sender's own, or one the hub began and whose rest it queued (:meth:`begun`). Nothing
+    else may be written until it is finished, and a close frame waits for that
+    (:meth:`stop`).
+    """
 
     def __init__(self, sock: socket.socket) -> None:
         self.socket = sock
-        #: a frame was begun and not finished (the kernel would not take the rest in time,
-        #: or the sender was cancelled): nothing can follow it on this connection
-        self.broken = False
-        self._sending = asyncio.Lock()
+        self._idle = asyncio.Event()  # set while no frame is open
+        self._idle.set()
         self._stopped = False
+        self._closed = False
+        self._waiting: asyncio.Future[None] | None = None
 
     @classmethod
     def of(cls, transport: asyncio.BaseTransport | None) -> SocketWriter | None:
@@ -49,57 +51,66 @@ class SocketWriter:
         sock.setblocking(False)
         return cls(sock)
 
-    async def send(self, frame: bytes) -> bool:
-        """Send ``frame`` whole, waiting for the kernel to take all of it; False (and not
-        sent) once stopped."""
-        async with self._sending:
-            if self._stopped or self.broken:
-                return False
-            self.broken = True
-            await self._send_all(memoryview(frame))
-            self.broken = False
-            return True
+    @property
+    def frame_open(self) -> bool:
+        return not self._idle.is_set()
+
+    def begun(self) -> None:
+        """The hub sent part of a frame and queued the rest: the frame is open until the
+        sender has sent that rest."""
+        self._idle.clear()
+
+    async def send(self, data: bytes) -> bool:
+        """Send ``data`` (whole frames, or the rest of the open frame) all of it, waiting
+        for the kernel to take it; False (and nothing sent) once closed, or once stopped
+        unless it finishes the open frame."""
+        if self._closed or (self._stopped and not self.frame_open):
+            return False
+        self._idle.clear()
+        await self._send_all(memoryview(data))
+        self._idle.set()
+        return True
 
     async def _send_all(self, rest: memoryview) -> None:
         # Not loop.sock_sendall: cancelled, it stops watching the descriptor only in a
         # later callback (on asyncio's loop), by which time close() may have freed the
-        # number for another connection. Here the watch ends before this returns or raises.
+        # number for another connection. Here the watch ends before this returns or
+        # raises, and close() ends it at once.
         loop = asyncio.get_running_loop()
         while True:
             with contextlib.suppress(BlockingIOError):
                 rest = rest[self.socket.send(rest) :]
             if not rest:
                 return
-            writable = loop.create_future()
+            writable = self._waiting = loop.create_future()
             loop.add_writer(self.socket, _settle, writable)
             try:
                 await writable
             finally:
-                loop.remove_writer(self.socket)
+                if self._waiting is writable:
+                    self._waiting = None
+                    loop.remove_writer(self.socket)
 
     async def stop(self, within: float) -> bool:
-        """Start no frame from now on; True once none is half-sent, False if one still is
-        after ``within`` seconds (and will stay so: :meth:`reset` the connection)."""
+        """Start no frame from now on; True once no frame is open, False if one still is
+        after ``within`` seconds (it will stay so: the connection must be cut)."""
         self._stopped = True
         try:
-            async with asyncio.timeout(within), self._sending:
-                pass
+            async with asyncio.timeout(within):
+                await self._idle.wait()
         except TimeoutError:
-            self.broken = True
-        return not self.broken
-
-    def reset(self) -> None:
-        """Send nothing more, and end the connection with a TCP reset when it is let go
-        (:meth:`close`, once aiohttp has let go of its own descriptor too)."""
-        self._stopped = True
-        if self.socket.fileno() != -1:
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+            return False
+        return True
 
     def close(self) -> None:
-        """Let go of the duplicate: only once no send is under way, as the event loop may
-        be watching its descriptor for one (the connection ends once aiohttp has let go of
-        its own descriptor too)."""
-        self._stopped = True
+        """Let go of the duplicate, ending a send under way (the connection ends once
+        aiohttp's descriptor is closed too)."""
+        self._stopped = self._closed = True
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            asyncio.get_running_loop().remove_writer(self.socket)
+            if not waiting.done():
+                waiting.set_exception(ConnectionAbortedError("the connection was cut"))
         self.socket.close()
 
 
