@@ -9,11 +9,36 @@ from typing import Any
 
 import aiohttp
 import pytest
+import uvloop
 
 from bridge.config import parse_config
 from bridge.server import RunningServer, start_server
 from simulators.modbus import ModbusDeviceState, ModbusSimulator
 from simulators.modbus.tcp import ModbusTcpServer
+
+#: test modules run on uvloop (the service's loop: bridge/event_loop.py) as well as on
+#: asyncio's: how a stream connection is written and ended differs between the two
+ON_BOTH_LOOPS = frozenset(
+    {
+        "test_stream.py",
+        "test_stream_direct.py",
+        "test_stream_endings.py",
+        "test_stream_keepalive.py",
+        "test_stream_stalls.py",
+        "test_tls.py",
+    }
+)
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+        "asyncio": asyncio.new_event_loop
+    }
+    if item.path.name in ON_BOTH_LOOPS:
+        factories["uvloop"] = uvloop.new_event_loop
+    return factories
 
 
 async def eventually(
