@@ -34,7 +34,9 @@ class PollReadings(Sequence[PublishedReading]):
     the stream's ``readings`` frame of them, encoded from the columns directly.
     """
 
-    __slots__ = ("_device", "_frame", "_made", "_points", "_ts", "first_seq", "values")
+    __slots__ = (
+        "_device", "_frame", "_made", "_points", "_ts", "_types", "first_seq", "values",
+    )  # fmt: skip
 
     def __init__(
         self, device: DeviceState, points: Sequence[int] | None, values: list[Value], ts: float,
@@ -47,6 +49,7 @@ class PollReadings(Sequence[PublishedReading]):
         self.first_seq = first_seq
         self._made: list[PublishedReading] | None = None
         self._frame: bytes | None = None
+        self._types = device.types  # of every point's value, all good now
 
     def _readings(self) -> list[PublishedReading]:
         if self._made is None:
@@ -67,7 +70,7 @@ class PollReadings(Sequence[PublishedReading]):
         """The ``readings`` frame of these readings (:func:`bridge.wire.readings`)."""
         if self._frame is None:
             self._frame = self._device.frames.encode(
-                self._points, self.values, self._ts, self.first_seq
+                self._points, self.values, self._ts, self.first_seq, self._types
             )
         return self._frame
 

@@ -13,6 +13,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
+from operator import countOf
 from typing import Any, Protocol, TypeVar
 
 from bridge.backoff import backoff
@@ -180,7 +181,7 @@ class LinkPoller:
         self._timeouts_in_a_row = 0
         self._link_failures = 0
         ts = time.time()
-        failed_points = sum(1 for r in results.values() if type(r) is PointFailure)
+        failed_points = countOf(map(type, results.values()), PointFailure)
         device.point_failures += failed_points
         device.last_success = ts
         device.tried = True

@@ -48,10 +48,12 @@ class MbapConnection(asyncio.Protocol):
         self.capture: bytearray | None = None
         self.captured_at = 0.0
         self._waiting: tuple[int, asyncio.Future[tuple[int, bytes]]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # a stream transport (uvloop's is not a subclass of asyncio's, only alike)
         self.transport = cast("asyncio.Transport", transport)
+        self._loop = asyncio.get_running_loop()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -81,24 +83,29 @@ class MbapConnection(asyncio.Protocol):
             else:
                 self.late += 1
 
-    async def transact(self, unit: int, pdu: bytes) -> tuple[int, bytes]:
+    async def transact(self, unit: int, pdu: bytes, within: float) -> tuple[int, bytes]:
         """Send one request PDU; the (unit, PDU) of the frame that answers it.
 
-        Cancel it to give up (a timeout): a reply that comes later is dropped. Raises
-        LinkError when the connection is lost.
+        Raises TimeoutError when none came ``within`` seconds (a reply that comes
+        later is dropped; so it is if the caller cancels), LinkError when the connection
+        is lost.
         """
-        if self.lost or self.transport is None:
+        if self.lost or self.transport is None or self._loop is None:
             raise LinkError(f"connection to {self.where} is lost")
         self.transaction = (self.transaction + 1) & 0xFFFF
-        future: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[int, bytes]] = self._loop.create_future()
         self._waiting = (self.transaction, future)
         # What is buffered belongs to earlier requests: a part of a late reply must not
         # be taken for the start of this one's.
         self._buffer.clear()
         self.transport.write(frame(self.transaction, unit, pdu))
+        # A timer of its own rather than asyncio.timeout: this runs once a poll, and the
+        # context manager costs several times as much.
+        timer = self._loop.call_later(within, _time_out, future)
         try:
             return await future
         finally:
+            timer.cancel()
             if self._waiting is not None and self._waiting[1] is future:
                 self._waiting = None
 
@@ -106,3 +113,8 @@ class MbapConnection(asyncio.Protocol):
         waiting, self._waiting = self._waiting, None
         if waiting is not None and not waiting[1].done():
             waiting[1].set_exception(exc)
+
+
+def _time_out(future: asyncio.Future[tuple[int, bytes]]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())

@@ -82,8 +82,7 @@ class ModbusTcpLink(ModbusLink[ModbusTcpDevice]):
         elif connection.capture is not None:
             connection.capture = None  # nobody watches any more
         try:
-            async with asyncio.timeout(device.timeout):
-                unit, reply = await connection.transact(device.unit, pdu)
+            unit, reply = await connection.transact(device.unit, pdu, device.timeout)
         except TimeoutError:
             raise DeviceTimeout(
                 f"unit {device.unit} at {self.host}:{self.port} did not answer within "
