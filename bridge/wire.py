@@ -110,9 +110,10 @@ class GoodReadings:
 def _each_encoded(values: Sequence[Value]) -> list[bytes]:
     """Each value encoded, as :func:`encode` would encode it within a document.
 
-    One encoding of the list, cut at its commas: orjson called once a value costs many
-    times more (each result starts in a buffer of its own). Only a string can hold a
-    comma, and then the cut gives more parts than values: those are encoded one by one.
+    One encoding of the list, cut at its commas: orjson called once a value, its results
+    kept, cost about 1.4 µs a float on this machine kind, against about 25 ns within one
+    list. Only a string can hold a comma, and then the cut gives more parts than values:
+    those are encoded one by one.
     """
     one: Callable[[Any], bytes] = orjson.dumps
     try:
