@@ -153,11 +153,13 @@ class DeviceState:
 
     def row_plan(self, types: tuple[type, ...]) -> RowPlan | None:
         """The plan for good values of these types; None if one is not a plain value."""
-        if types not in self.row_plans:
+        try:  # one lookup: the types' tuple is hashed afresh each time
+            return self.row_plans[types]
+        except KeyError:
             kinds = [KIND_OF_TYPE.get(t, OBJECT) for t in types]
             plain = all(t in KIND_OF_TYPE or t is str for t in types)
-            self.row_plans[types] = RowPlan(kinds) if plain else None
-        return self.row_plans[types]
+            plan = self.row_plans[types] = RowPlan(kinds) if plain else None
+            return plan
 
     def publish(
         self, i: int, value: Value | None, quality: Quality, ts: float, seq: int,

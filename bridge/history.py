@@ -92,17 +92,26 @@ class DeviceHistory:
 
     def append_row(
         self, values: Sequence[Value], codes: array[int], ts: float, first_seq: int,
-        objects_at: Sequence[int] = (),
-    ) -> None:  # fmt: skip
+        objects_at: Sequence[int] = (), ints: bool = True,
+    ) -> bool:  # fmt: skip
         """Keep one good reading of every point, published with seqs ``first_seq`` on in
-        point order. ``codes`` holds each cell's code byte (:func:`kind_of` of the value,
-        times 3); ``objects_at`` the points whose kind is OBJECT (their float cell is 0)."""
+        point order; False, and nothing kept, if an int is too large for the number
+        column (it must be kept point by point, by position). ``codes`` holds each cell's
+        code byte (:func:`kind_of` of the value, times 3); ``objects_at`` the points whose
+        kind is OBJECT (their float cell is 0); ``ints`` whether any value is an int."""
         if self._heads is not None:
             for point, value in enumerate(values):
                 self.append(point, value, Quality.GOOD, ts, first_seq + point, None)
-            return
+            return True
         if not self._values:
             self._allocate(first_seq)
+        # every value but those at ``objects_at`` is a number, as the caller promised
+        numbers = cast("list[float]", list(values) if objects_at else values)
+        for point in objects_at:
+            numbers[point] = 0
+        row_values = self._number_row(numbers, ints)
+        if row_values is None:
+            return False
         n = self.points
         row = self._row
         low, high = row * n, row * n + n
@@ -116,17 +125,9 @@ class DeviceHistory:
         if self._objects:
             for cell in range(low, high):
                 self._objects.pop(cell, None)
-        # every value but those at ``objects_at`` is a number, as the caller promised
-        numbers = cast("list[float]", list(values) if objects_at else values)
         for point in objects_at:
             self._objects[low + point] = values[point]
-            numbers[point] = 0
-        while True:
-            try:
-                self._values[low:high] = array(self._values.typecode, numbers)
-                break
-            except (OverflowError, TypeError):  # a value the column's type cannot hold
-                self._widen_values()
+        self._values[low:high] = row_values
         self._times[low:high] = array("d", (ts,)) * n
         offset = first_seq - self._base
         try:
@@ -135,6 +136,20 @@ class DeviceHistory:
             self._widen_seqs()
             self._seqs[low:high] = array("q", range(offset, offset + n))
         self._codes[low:high] = codes
+        return True
+
+    def _number_row(self, numbers: list[float], ints: bool) -> array[Any] | None:
+        """The row's numbers in the value column's type, widened as they need; None if an
+        int among them is beyond what a float holds exactly. In ``H`` or ``i`` every int
+        is, so only a wider column needs looking at each value."""
+        while True:
+            typecode = self._values.typecode
+            if ints and typecode in ("q", "d") and _beyond_exact(numbers):
+                return None
+            try:
+                return array(typecode, numbers)
+            except (OverflowError, TypeError):  # a value the column's type cannot hold
+                self._widen_values()
 
     def append(
         self, point: int, value: Value | None, quality: Quality, ts: float, seq: int,
@@ -269,3 +284,10 @@ class DeviceHistory:
         evicted = source.evicted_seq(source_point)
         if evicted:
             self._evicted[point] = evicted - self._base
+
+
+def _beyond_exact(numbers: Sequence[float]) -> bool:
+    """Whether an int among the numbers is beyond what a float holds exactly."""
+    if max(numbers, default=0) <= EXACT_INT and min(numbers, default=0) >= -EXACT_INT:
+        return False  # the common case, in two passes in C
+    return any(type(n) is int and not -EXACT_INT <= n <= EXACT_INT for n in numbers)

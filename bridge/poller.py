@@ -13,7 +13,6 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from operator import countOf
 from typing import Any, Protocol, TypeVar
 
 from bridge.backoff import backoff
@@ -26,8 +25,8 @@ from drivers.base import (
     DriverError,
     Link,
     LinkError,
-    PointFailure,
     ReadResult,
+    failed_points,
 )
 
 log = logging.getLogger(__name__)
@@ -181,15 +180,15 @@ class LinkPoller:
         self._timeouts_in_a_row = 0
         self._link_failures = 0
         ts = time.time()
-        failed_points = countOf(map(type, results.values()), PointFailure)
-        device.point_failures += failed_points
+        failures = failed_points(results)
+        device.point_failures += failures
         device.last_success = ts
         device.tried = True
         if device.failures_in_a_row:
             log.info("%s answers again", device.config.id)
         device.failures_in_a_row = 0
         self.publisher.poll_succeeded(device, results, ts)
-        self._set_status(device, Status.DEGRADED if failed_points else Status.ONLINE)
+        self._set_status(device, Status.DEGRADED if failures else Status.ONLINE)
         return None
 
     def _failed(self, device: DeviceRuntime, exc: DriverError) -> bool:

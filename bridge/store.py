@@ -17,15 +17,14 @@ import heapq
 import uuid
 from collections.abc import Iterable, Sequence
 from itertools import compress
-from operator import ne
+from operator import eq, ne
 from typing import Any, cast
 
 from bridge.device_state import NEVER_READ, DeviceState, PollReadings, RowPlan, frame_of
 from bridge.filter import Filter
-from bridge.history import EXACT_INT
 from bridge.readings import PublishedReading
 from bridge.states import Quality
-from drivers.base import DeviceConfig, PointFailure, ReadResult, Value
+from drivers.base import DeviceConfig, PointFailure, PointValues, ReadResult, Value
 
 GOOD, STALE, BAD = Quality.GOOD, Quality.STALE, Quality.BAD
 NO_VALUE = "the driver returned no value"
@@ -66,7 +65,11 @@ class Store:
         readers see the value was confirmed by this poll.
         """
         state = self._devices[device]
-        values: list[Any] = list(map(results.get, state.ids))
+        values: list[Any]
+        if isinstance(results, PointValues) and results.ids == state.ids:
+            values = cast("list[Any]", results.column)
+        else:
+            values = list(map(results.get, state.ids))
         types = tuple(map(type, values))
         if state.plain and (plan := state.row_plan(types)) is not None:
             if types == state.types:
@@ -84,20 +87,23 @@ class Store:
         ``every`` point is published, its values of these types."""
         n = len(values)
         state.ts = [ts] * n
+        changed: list[int] | None = None  # None: every point
         if every is not None:
             state.qualities, state.errors, state.types = [GOOD] * n, [None] * n, every
-            changed: list[int] = list(range(n))
         elif values == state.values:
             return PollReadings(state, (), [], ts, self.seq + 1)
-        else:
+        elif any(map(eq, values, state.values)):  # not every value changed
             changed = list(compress(range(n), map(ne, values, state.values)))
         first = self.seq + 1
-        self.seq += len(changed)
+        self.seq += n if changed is None else len(changed)
         state.values = cast("list[Value | None]", values)  # read only from now on
-        if len(changed) == n and not (plan.has_ints and _beyond_exact(values, plan)):
-            state.seqs = list(range(first, first + n))
-            state.history.append_row(values, plan.codes, ts, first, plan.objects_at)
-            return PollReadings(state, None, values, ts, first)
+        if changed is None:
+            if state.history.append_row(
+                values, plan.codes, ts, first, plan.objects_at, plan.has_ints
+            ):
+                state.seqs = list(range(first, first + n))
+                return PollReadings(state, None, values, ts, first)
+            changed = list(range(n))
         published = [values[i] for i in changed]
         seqs, history = state.seqs, state.history
         for seq, i in enumerate(changed, first):
@@ -213,14 +219,6 @@ class Store:
         return max(
             (state.history.newest_evicted_seq() for state in self._devices.values()), default=0
         )
-
-
-def _beyond_exact(values: Sequence[Value], plan: RowPlan) -> bool:
-    """Whether some int is too large for the float column (then it is kept by point)."""
-    numbers = cast("list[float]", values)
-    if plan.objects_at:
-        numbers = [v for i, v in enumerate(numbers) if i not in plan.objects_at]
-    return max(numbers, default=0) > EXACT_INT or min(numbers, default=0) < -EXACT_INT
 
 
 def _carry_over(old: DeviceState, new: DeviceState) -> None:

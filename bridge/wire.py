@@ -59,24 +59,26 @@ class GoodReadings:
 
     The same bytes as :func:`readings` of the same readings (quality good, no error),
     without a reading object or a dict for each. Each point's part of a frame is kept as a
-    bytes template with three holes (its value, ts and seq), and a frame is one ``bytes %``
-    of its points' templates joined. The template formats the values of a frame of ints
-    itself (``%d``); the values of any other frame are encoded first, in one call. The
-    template of the frame of every point is kept for the value types it was made for.
+    bytes template with holes for its value and seq, and the frame's readings share one
+    ts: a frame is its points' templates joined by that ts, then one ``bytes %``. The
+    template formats the values of a frame of ints itself (``%d``); the values of any
+    other frame are encoded first, in one call. The template of the frame of every point
+    is kept for the value types it was made for.
     """
 
     __slots__ = ("_every", "_parts")
 
     def __init__(self, device: str, points: Sequence[str], units: Sequence[str | None]) -> None:
-        #: per point: its template for an int value, and for a value encoded already
+        #: per point: its template for an int value, and for a value encoded already, each
+        #: without its ts (which follows)
         self._parts: list[tuple[bytes, bytes]] = []
         for point, unit in zip(points, units, strict=True):
             head = _literal(encode({"device": device, "point": point})[:-1] + b',"value":')
-            tail = b',"unit":' + _literal(encode(unit)) + b',"quality":"good","ts":"%b","seq":%d}'
+            tail = b',"unit":' + _literal(encode(unit)) + b',"quality":"good",'
             self._parts.append((head + b"%d" + tail, head + b"%b" + tail))
-        #: for the frame of every point: the value types it is for, its template, and
-        #: whether that is for ints
-        self._every: tuple[Sequence[type], bytes, bool] = ((), b"", True)
+        #: for the frame of every point: the value types it is for, its pieces, and
+        #: whether they are for ints
+        self._every: tuple[Sequence[type], list[bytes], bool] = ((), [], True)
 
     def encode(
         self, points: Sequence[int] | None, values: Sequence[Value], ts: float, first_seq: int,
@@ -87,24 +89,29 @@ class GoodReadings:
         every point's value (all of them, whichever are published)."""
         if points is None:
             if self._every[0] is not types:
-                self._every = (types, *self._template(range(len(types)), types))
-            _, template, ints = self._every
+                self._every = (types, *self._pieces(range(len(types)), types))
+            _, pieces, ints = self._every
         else:
-            template, ints = self._template(points, types)
+            pieces, ints = self._pieces(points, types)
         n = len(values)
-        holes: list[object] = [None] * (3 * n)
-        holes[0::3] = values if ints else _each_encoded(values)
-        holes[1::3] = [iso_time(ts).encode()] * n
-        holes[2::3] = range(first_seq, first_seq + n)
-        return template % tuple(holes)
+        holes: list[object] = [None] * (2 * n)
+        holes[0::2] = values if ints else _each_encoded(values)
+        holes[1::2] = range(first_seq, first_seq + n)
+        stamp = b'"ts":"' + iso_time(ts).encode() + b'","seq":'
+        return stamp.join(pieces) % tuple(holes)
 
-    def _template(self, points: Iterable[int], types: Sequence[type]) -> tuple[bytes, bool]:
+    def _pieces(self, points: Iterable[int], types: Sequence[type]) -> tuple[list[bytes], bool]:
         """The template of a frame of these points, whose values have these types (by
-        point), and whether it is a template for ints."""
+        point), in pieces that their ts joins; and whether it is a template for ints."""
         chosen = list(points)
         ints = all(types[i] is int for i in chosen)
         parts = [self._parts[i][not ints] for i in chosen]
-        return b'{"type":"readings","readings":[' + b",".join(parts) + b"]}", ints
+        if not parts:
+            return [b'{"type":"readings","readings":[]}'], ints
+        pieces = [b'{"type":"readings","readings":[' + parts[0]]
+        pieces += [b"%d}," + part for part in parts[1:]]
+        pieces.append(b"%d}]}")
+        return pieces, ints
 
 
 def _each_encoded(values: Sequence[Value]) -> list[bytes]:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from operator import countOf
 from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -57,6 +58,48 @@ class PointFailure:
 
 ReadResult = Mapping[str, Value | PointFailure]
 """What one poll of a device gives: point id to value or failure, for every point."""
+
+
+class PointValues(Mapping[str, Value | PointFailure]):
+    """A read result as one column: each point's value or failure, in the device's order.
+
+    What a driver that reads a device whole returns (the Modbus links do): ``ids`` are the
+    device's point ids in file order, ``column`` holds each one's value or failure by
+    position, None where the poll gave nothing. The store takes the column as it is, where
+    any other mapping is looked up point by point; as a mapping it holds the points that
+    are not None.
+    """
+
+    __slots__ = ("_index", "column", "ids")
+
+    def __init__(self, ids: tuple[str, ...], column: list[Value | PointFailure | None]) -> None:
+        if len(ids) != len(column):
+            raise ValueError(f"{len(column)} values for {len(ids)} points")
+        self.ids = ids
+        self.column = column
+        self._index: dict[str, int] | None = None
+
+    def __getitem__(self, point: str) -> Value | PointFailure:
+        if self._index is None:
+            self._index = {point_id: i for i, point_id in enumerate(self.ids)}
+        value = self.column[self._index[point]]
+        if value is None:
+            raise KeyError(point)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return (
+            point for point, value in zip(self.ids, self.column, strict=True) if value is not None
+        )
+
+    def __len__(self) -> int:
+        return len(self.column) - countOf(self.column, None)
+
+
+def failed_points(result: ReadResult) -> int:
+    """How many points of a read result are failures."""
+    values = result.column if isinstance(result, PointValues) else result.values()
+    return countOf(map(type, values), PointFailure)
 
 
 class PointConfig(BaseModel):

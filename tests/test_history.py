@@ -53,12 +53,12 @@ def record(history: DeviceHistory, steps: list[Poll]) -> list[list[PublishedRead
         if kind == "row":
             first = seq + 1
             codes = array("B", (3 * kind_of(v) for v in poll))
-            objects_at = [i for i, v in enumerate(poll) if kind_of(v) == 4]
-            if any(kind_of(v) == 4 and not isinstance(v, str) for v in poll):
+            # as the store gives them: the strings are kept by position, any int is checked
+            objects_at = [i for i, v in enumerate(poll) if isinstance(v, str)]
+            ints = any(type(v) is int for v in poll)
+            if not history.append_row(poll, codes, ts, first, objects_at, ints):
                 for i, v in enumerate(poll):  # a big int: the store keeps it point by point
                     history.append(i, v, Quality.GOOD, ts, first + i, None)
-            else:
-                history.append_row(poll, codes, ts, first, objects_at)
             for i, v in enumerate(poll):
                 model[i].append(PublishedReading("d", f"p{i}", v, "u", Quality.GOOD, ts, first + i))
             seq += len(poll)
@@ -136,6 +136,17 @@ def test_values_take_the_narrowest_column_that_holds_them() -> None:
     kept = [r.value for p in range(2) for r in history.readings(p, "d", "p", None)]
     assert kept == [1, 70000, 2.5, True, -(2**40), 7]
     assert list(map(type, kept)) == [int, int, float, bool, int, int]
+
+
+def test_a_row_with_an_int_beyond_a_floats_precision_is_refused_whole() -> None:
+    history = DeviceHistory(2, 4)
+    assert history.append_row([1, 2], array("B", [3, 3]), 1.0, 1)
+    huge = 2**53 + 1  # a float column would keep 2**53
+    assert not history.append_row([huge, 3], array("B", [3, 3]), 2.0, 3)
+    assert [history.count(p) for p in range(2)] == [1, 1]  # nothing of it was kept
+    history.append(0, huge, Quality.GOOD, 2.0, 3, None)
+    assert [r.value for r in history.readings(0, "d", "p", None)] == [1, huge]
+    assert values_typecode(history) == "q"  # widened on the way, which holds the rest too
 
 
 def test_seq_beyond_four_bytes_of_offset_widens_the_column() -> None:

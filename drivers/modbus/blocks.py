@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from struct import Struct
+from typing import cast
 
 from drivers.base import PointFailure, Value
 from drivers.modbus.codec import (
@@ -25,40 +26,52 @@ from drivers.modbus.planner import ReadBlock
 class BlockDecoder:
     """A block's points decoded in one pass over the reply: made once per block.
 
-    Points that read their registers as they are (an integer type, no scale or offset,
-    big-endian byte and word order, not overlapping the previous one) are unpacked together
-    by one ``Struct`` of the whole block, gaps skipped as pad bytes; every other point
+    Each point's value goes to its position in a column (the device's points in file
+    order, :class:`drivers.base.PointValues`); ``positions`` are those of the block's
+    points. Points that read their registers as they are (an integer type, no scale or
+    offset, big-endian byte and word order, not overlapping the previous one) are unpacked
+    together by one ``Struct`` of the whole block, gaps skipped as pad bytes, and stored by
+    one slice assignment when their positions follow one another; every other point
     (floats, scaled values, bools, strings, other orders, overlaps) has its own decoder.
     """
 
-    __slots__ = ("_direct_ids", "_others", "_unpack", "block")
+    __slots__ = ("_direct", "_others", "_span", "_unpack", "block", "positions")
 
-    def __init__(self, block: ReadBlock) -> None:
+    def __init__(self, block: ReadBlock, positions: Sequence[int]) -> None:
         self.block = block
+        self.positions = tuple(positions)
         layout, cursor = [">"], 0
-        direct: list[str] = []
-        others: list[tuple[str, int, int, Decode]] = []
-        for point in block.points:
+        direct: list[int] = []
+        others: list[tuple[int, int, Decode]] = []
+        for point, position in zip(block.points, self.positions, strict=True):
             at = point.address - block.start
             width, decode = point_decoder(point)
             if _is_direct(point) and at >= cursor:
                 layout.append(f"{2 * (at - cursor)}x{INTEGERS[point.type][0]}")
-                direct.append(point.id)
+                direct.append(position)
                 cursor = at + width
             else:
-                others.append((point.id, at, width, decode))
-        self._direct_ids = tuple(direct)
+                others.append((position, at, decode))
+        self._direct = tuple(direct)
+        #: the slice the direct points fill, if their positions follow one another
+        self._span: slice | None = None
+        if direct and direct == list(range(direct[0], direct[0] + len(direct))):
+            self._span = slice(direct[0], direct[0] + len(direct))
         self._unpack = Struct("".join(layout)).unpack_from
         self._others = tuple(others)
 
-    def decode_into(self, data: bytes, results: dict[str, Value | PointFailure]) -> None:
+    def decode_into(self, data: bytes, column: list[Value | PointFailure | None]) -> None:
         """Decode every point from the block's data bytes (two a register, as received)
-        into ``results`` by point id. ``data`` must hold the whole block."""
-        results.update(zip(self._direct_ids, self._unpack(data), strict=True))
+        into its position in ``column``. ``data`` must hold the whole block."""
+        if self._span is not None:
+            column[self._span] = self._unpack(data)
+        else:
+            for position, value in zip(self._direct, self._unpack(data), strict=True):
+                column[position] = value
         if self._others:
             registers = registers_struct(len(data) // 2).unpack(data)
-            for point_id, at, _, decode in self._others:
-                results[point_id] = decode(registers, data, at)
+            for position, at, decode in self._others:
+                column[position] = decode(registers, data, at)
 
 
 def _is_direct(point: ModbusPoint) -> bool:
@@ -74,12 +87,13 @@ _DECODERS: dict[int, BlockDecoder] = {}
 
 
 def block_decoder(block: ReadBlock) -> BlockDecoder:
-    """The decoder of a register block (bit blocks have none), made once and kept."""
+    """The decoder of a register block (bit blocks have none) into a column of the block's
+    own points, in its order, made once and kept."""
     decoder = _DECODERS.get(id(block))
     if decoder is None or decoder.block is not block:
         if len(_DECODERS) >= CACHE_MAX:
             _DECODERS.clear()
-        decoder = _DECODERS[id(block)] = BlockDecoder(block)
+        decoder = _DECODERS[id(block)] = BlockDecoder(block, range(len(block.points)))
     return decoder
 
 
@@ -103,9 +117,9 @@ def decode_block(
     registers = data if have == len(data) else data[:have]
     buffer = registers_struct(have).pack(*registers)
     if have == block.count:
-        results: dict[str, Value | PointFailure] = {}
-        block_decoder(block).decode_into(buffer, results)
-        return [(point, results[point.id]) for point in block.points]
+        column: list[Value | PointFailure | None] = [None] * len(block.points)
+        block_decoder(block).decode_into(buffer, column)
+        return list(zip(block.points, cast("list[Value | PointFailure]", column), strict=True))
     short = _short(block, have)
     decoded: list[tuple[ModbusPoint, Value | PointFailure]] = []
     for point in block.points:

@@ -22,11 +22,12 @@ from drivers.base import (
     Exchange,
     Link,
     PointFailure,
+    PointValues,
     ReadResult,
     Value,
     Wire,
 )
-from drivers.modbus.blocks import block_decoder, decode_block
+from drivers.modbus.blocks import BlockDecoder, decode_block
 from drivers.modbus.codec import encode_bit, encode_value
 from drivers.modbus.config import ModbusDevice, ModbusPoint
 from drivers.modbus.pdu import (
@@ -65,11 +66,27 @@ class DevicePlan:
     polls: int = 0
     blocks: list[ReadBlock] = field(default_factory=list)
 
+    #: the device's point ids in file order, and each one's position
+    ids: tuple[str, ...] = field(default=(), init=False)
+    index: dict[str, int] = field(default_factory=dict, init=False)
+    _decoders: dict[int, BlockDecoder] = field(default_factory=dict, init=False, repr=False)
+
     def __post_init__(self) -> None:
+        self.ids = tuple(point.id for point in self.device.points)
+        self.index = {point_id: i for i, point_id in enumerate(self.ids)}
         self.replan()
+
+    def decoder(self, block: ReadBlock) -> BlockDecoder:
+        """The decoder of one of the device's register blocks into the device's column."""
+        decoder = self._decoders.get(id(block))
+        if decoder is None or decoder.block is not block:
+            positions = [self.index[point.id] for point in block.points]
+            decoder = self._decoders[id(block)] = BlockDecoder(block, positions)
+        return decoder
 
     def replan(self) -> None:
         """Recompute the blocks from the points and what has been learnt."""
+        self._decoders.clear()
         self.blocks = plan_reads(
             self.device.points,
             max_gap=self.device.max_gap,
@@ -196,22 +213,23 @@ class ModbusLink(Link[ModbusDeviceT]):
         plan = self._plans[device.id]
         plan.polls += 1
         reprobe = plan.polls % REPROBE_EVERY == 0
-        results: dict[str, Value | PointFailure] = {}
+        results: list[Value | PointFailure | None] = [None] * len(plan.ids)
         learnt = False
         for block in plan.blocks:
             if len(block.points) == 1 and block.points[0].id in plan.unreadable and not reprobe:
                 point = block.points[0]
-                results[point.id] = PointFailure(plan.unreadable[point.id])
+                results[plan.index[point.id]] = PointFailure(plan.unreadable[point.id])
                 continue
             learnt |= (await self._read_block(plan, block, results))[1]
         if learnt:
             plan.replan()
-        return results
+        return PointValues(plan.ids, results)
 
     async def _read_block(
-        self, plan: DevicePlan, block: ReadBlock, results: dict[str, Value | PointFailure]
+        self, plan: DevicePlan, block: ReadBlock, results: list[Value | PointFailure | None]
     ) -> tuple[bool, bool]:
-        """Read one block into ``results``: (answered without a refusal, learnt something).
+        """Read one block into ``results``, the device's column (:class:`PointValues`):
+        (answered without a refusal, learnt something).
 
         A block refused as an illegal address is split in two and both halves read at once:
         if both are then answered, the unused addresses between them were the cause and
@@ -222,12 +240,12 @@ class ModbusLink(Link[ModbusDeviceT]):
         except ModbusRefusal as refusal:
             if refusal.code != ILLEGAL_ADDRESS:
                 for point in block.points:
-                    results[point.id] = PointFailure(str(refusal))
+                    results[plan.index[point.id]] = PointFailure(str(refusal))
                 return False, False
             if len(block.points) == 1:
                 point = block.points[0]
                 message = f"unreadable: {refusal}"
-                results[point.id] = PointFailure(message)
+                results[plan.index[point.id]] = PointFailure(message)
                 plan.isolated.add(point.id)
                 first_time = point.id not in plan.unreadable
                 plan.unreadable[point.id] = message
@@ -241,9 +259,9 @@ class ModbusLink(Link[ModbusDeviceT]):
         if block.is_bits:
             bits = read_values(block.function_code, block.count, data)
             for point, value in decode_block(block, bits):
-                results[point.id] = value
+                results[plan.index[point.id]] = value
         else:
-            block_decoder(block).decode_into(data, results)
+            plan.decoder(block).decode_into(data, results)
         if len(block.points) == 1 and block.points[0].id in plan.unreadable:
             # A point that came back (a device reconfigured) rejoins its neighbours' block.
             del plan.unreadable[block.points[0].id]
