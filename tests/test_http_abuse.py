@@ -12,7 +12,9 @@ import pytest
 from conftest import BridgeFactory, eventually, tcp_device
 from yarl import URL
 
+from bridge.api.hosts import HOSTS_KEPT, HostPolicy
 from bridge.server import RunningServer
+from bridge.settings import Settings
 from simulators.modbus import ModbusSimulator
 
 PROBLEM = "application/problem+json"
@@ -220,6 +222,16 @@ async def test_a_request_naming_a_foreign_host_is_refused(
     assert await status(session, "POST", "api/v1/devices/boiler/poll", Host="evil.example") == 403
     for host in ("localhost", f"127.0.0.1:{url.port}", "[::1]:80", "10.1.2.3", "a.localhost"):
         assert await status(session, "GET", "api/v1/readings", Host=host) == 200, host
+
+
+def test_made_up_host_names_are_refused_every_time_without_growing_the_policy() -> None:
+    policy = HostPolicy(Settings(allowed_hosts="bridge.plant"))
+    for i in range(3 * HOSTS_KEPT):
+        assert not policy.host_allowed(f"evil{i}.example:80")
+        assert policy.host_allowed("bridge.plant:5000")
+        assert policy.host_allowed(f"10.0.{i % 256}.1")
+    assert not policy.host_allowed("evil0.example:80")  # asked again once forgotten
+    assert len(policy._hosts) <= HOSTS_KEPT
 
 
 async def test_allowed_hosts_adds_names_and_a_star_switches_the_check_off(

@@ -8,7 +8,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from bridge.api import debug, stream
-from bridge.api.auth import Tokens, auth_middleware, cors_middleware
+from bridge.api.auth import Tokens, cors_middleware
 from bridge.api.devices import (
     MAX_LIMIT,
     device_readings,
@@ -18,8 +18,9 @@ from bridge.api.devices import (
     point_reading,
     readings,
 )
+from bridge.api.gate import gate_middleware
 from bridge.api.health import healthz, metrics_handler, north_status, readyz
-from bridge.api.hosts import HOST_POLICY, HostPolicy, host_middleware
+from bridge.api.hosts import HOST_POLICY, HostPolicy
 from bridge.api.openapi import Query, Route, document
 from bridge.api.problems import problems_middleware
 from bridge.api.query import BRIDGE, bridge_of
@@ -37,7 +38,7 @@ from bridge.api.schemas import (
     ReloadOut,
     WriteIn,
 )
-from bridge.api.writes import MAX_BODY, poll_device, refused_writes_middleware, write_point
+from bridge.api.writes import MAX_BODY, poll_device, write_point
 from bridge.service import Bridge
 from bridge.ui import page_handlers
 
@@ -138,10 +139,8 @@ def make_app(bridge: Bridge, ui: bool | None = None) -> web.Application:
     api.middlewares.extend(
         [
             *cors,
-            problems_middleware,
-            host_middleware(policy),
-            refused_writes_middleware,
-            auth_middleware(
+            gate_middleware(
+                policy,
                 Tokens(settings),
                 open_handlers,
                 frozenset(r.handler for r in ROUTES if r.write and r.method != "PUT"),

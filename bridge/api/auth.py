@@ -109,42 +109,42 @@ def websocket_bearer(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def auth_middleware(
+def check_token(
+    request: web.Request,
     tokens: Tokens,
     open_handlers: frozenset[Handler],
     write_handlers: frozenset[Handler] = frozenset(),
-) -> Middleware:
+) -> None:
     """Reads need a token when read tokens are set; writes (PUT, and the routes of
-    ``write_handlers``) always need a write token."""
-
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        # By route, not by path: ``/api/v1/devices/healthz`` is not ``/healthz``.
-        if request.match_info.handler in open_handlers or request.method == "OPTIONS":
-            return await handler(request)
-        token = tokens.identify(
-            request.headers.get("Authorization") or websocket_bearer(request.headers)
-        )
-        if token is not None:
-            request[TOKEN] = token
-        if request.method == "PUT" or request.match_info.handler in write_handlers:
-            if not tokens.writes_enabled:
-                raise ProblemError(403, "writes are disabled: the bridge has no BRIDGE_WRITE_TOKEN")
-            if token is None or not token.may_write:
-                raise ProblemError(
-                    401,
-                    "writes need 'Authorization: Bearer <token>' with a write token",
-                    headers={"WWW-Authenticate": 'Bearer realm="write"'},
-                )
-        elif tokens.reads_guarded and token is None:
+    ``write_handlers``) always need a write token. The request's token, if any, is kept
+    in it (``TOKEN``)."""
+    # By route, not by path: ``/api/v1/devices/healthz`` is not ``/healthz``.
+    handler = request.match_info.handler
+    if handler in open_handlers or request.method == "OPTIONS":
+        return
+    writing = request.method == "PUT" or handler in write_handlers
+    if not writing and not tokens.reads_guarded:
+        return  # a read anyone may make: whatever token it carries is of no use
+    token = tokens.identify(
+        request.headers.get("Authorization") or websocket_bearer(request.headers)
+    )
+    if token is not None:
+        request[TOKEN] = token
+    if writing:
+        if not tokens.writes_enabled:
+            raise ProblemError(403, "writes are disabled: the bridge has no BRIDGE_WRITE_TOKEN")
+        if token is None or not token.may_write:
             raise ProblemError(
                 401,
-                "this route needs 'Authorization: Bearer <token>' with the read token",
-                headers={"WWW-Authenticate": "Bearer"},
+                "writes need 'Authorization: Bearer <token>' with a write token",
+                headers={"WWW-Authenticate": 'Bearer realm="write"'},
             )
-        return await handler(request)
-
-    return check
+    elif tokens.reads_guarded and token is None:
+        raise ProblemError(
+            401,
+            "this route needs 'Authorization: Bearer <token>' with the read token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 def cors_middleware(origins: list[str]) -> Middleware:

@@ -24,13 +24,14 @@ import socket
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 
 from bridge.api.problems import ProblemError
 from bridge.settings import Settings
 
 #: methods that change something: a foreign page may not send them
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: how many ``Host`` values' answers a policy keeps
+HOSTS_KEPT = 256
 
 
 def hostname(authority: str) -> str | None:
@@ -60,6 +61,7 @@ class HostPolicy:
             listen.add(settings.debug_host.strip("[]").lower())
         self.names = frozenset({"localhost", *listen, *machine, *listed} - {"*", ""})
         self.cors_origins = frozenset(settings.cors_origin_list)
+        self._hosts: dict[str, bool] = {}
 
     def own(self, name: str) -> bool:
         """Whether ``name`` is one of the bridge's own names or loopback addresses."""
@@ -72,8 +74,16 @@ class HostPolicy:
         """Whether a request's ``Host`` header names this bridge."""
         if self.any_host:
             return True
-        name = hostname(host)
-        return name is not None and (self.own(name) or _address(name) is not None)
+        # Every request asks, nearly always with the same few values: the answers are
+        # kept (a few hundred at most, so that made-up names cannot grow it).
+        allowed = self._hosts.get(host)
+        if allowed is None:
+            name = hostname(host)
+            allowed = name is not None and (self.own(name) or _address(name) is not None)
+            if len(self._hosts) >= HOSTS_KEPT:
+                self._hosts.clear()
+            self._hosts[host] = allowed
+        return allowed
 
     def origin_allowed(self, origin: str) -> bool:
         """Whether a page of ``origin`` may change things and open the stream."""
@@ -89,22 +99,16 @@ class HostPolicy:
 HOST_POLICY: web.AppKey[HostPolicy] = web.AppKey("host_policy", HostPolicy)
 
 
-def host_middleware(policy: HostPolicy) -> Middleware:
+def check_host(request: web.Request, policy: HostPolicy) -> None:
     """403 for a foreign ``Host`` on any route, and for a foreign ``Origin`` on a change."""
-
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not policy.host_allowed(request.host):
-            raise ProblemError(
-                403,
-                f"Host {shorten(request.host)!r} is not a name of this bridge "
-                "(add it to BRIDGE_ALLOWED_HOSTS)",
-            )
-        if request.method in STATE_CHANGING:
-            check_origin(request, policy)
-        return await handler(request)
-
-    return check
+    if not policy.host_allowed(request.host):
+        raise ProblemError(
+            403,
+            f"Host {shorten(request.host)!r} is not a name of this bridge "
+            "(add it to BRIDGE_ALLOWED_HOSTS)",
+        )
+    if request.method in STATE_CHANGING:
+        check_origin(request, policy)
 
 
 def check_origin(request: web.Request, policy: HostPolicy) -> None:

@@ -56,13 +56,21 @@ async def problems_middleware(request: web.Request, handler: Any) -> web.StreamR
     try:
         response: web.StreamResponse = await handler(request)
         return response
-    except ProblemError as problem:
-        response = problem_response(problem.status, problem.detail, problem.title, **problem.extra)
-        response.headers.update(problem.headers)
+    except Exception as exc:
+        return problem_for(request, exc)
+
+
+def problem_for(request: web.Request, exc: Exception) -> web.Response:
+    """The problem+json answer to an error raised while handling ``request``; called in
+    the ``except`` that caught it. An ``HTTPException`` below 400 (a redirect) is raised
+    again, for aiohttp to send as it is."""
+    if isinstance(exc, ProblemError):
+        response = problem_response(exc.status, exc.detail, exc.title, **exc.extra)
+        response.headers.update(exc.headers)
         return response
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         detail = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
         if exc.status == 404:
             detail = f"no route {request.method} {request.path}"
@@ -72,7 +80,6 @@ async def problems_middleware(request: web.Request, handler: Any) -> web.StreamR
         response = problem_response(exc.status, detail)
         response.headers.update(headers)
         return response
-    except Exception:
-        # A bug: the client still gets a problem, and the traceback goes to the log.
-        log.exception("%s %s failed", request.method, request.path)
-        return problem_response(500, "internal error; the bridge's log has the details")
+    # A bug: the client still gets a problem, and the traceback goes to the log.
+    log.exception("%s %s failed", request.method, request.path)
+    return problem_response(500, "internal error; the bridge's log has the details")

@@ -21,9 +21,8 @@ def json_response(
 ) -> web.Response:
     """A JSON response: one of the API's models (see :mod:`bridge.api.schemas`), or a body
     of that shape built directly where a route is on a hot path (readings)."""
-    document = (
-        body.model_dump(mode="json", exclude=exclude) if isinstance(body, BaseModel) else body
-    )
+    # dict first: isinstance of a pydantic model's class goes through ABCMeta in Python
+    document = body if isinstance(body, dict) else body.model_dump(mode="json", exclude=exclude)
     return web.Response(status=status, body=wire.encode(document), content_type="application/json")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
 from bridge.api.auth import TOKEN
@@ -76,22 +75,18 @@ async def write_point(request: web.Request) -> web.Response:
     return json_response(written.to_json())
 
 
-@web.middleware
-async def refused_writes_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """An audit line for a write refused before it reached the device (401, 403, 400...)."""
-    try:
-        return await handler(request)
-    except (ProblemError, web.HTTPException) as exc:
-        if request.method == "PUT" and not request.get(AUDITED):
-            token = request.get(TOKEN)
-            status = exc.status
-            detail = exc.detail if isinstance(exc, ProblemError) else exc.reason
-            who = token.name if token else "-"
-            audit.info(
-                "write by=%s path=%s result=refused %s: %s", who, request.path, status, detail,
-                extra=fields(who=who, path=request.path, result=f"refused {status}: {detail}"),
-            )  # fmt: skip
-        raise
+def audit_refused(request: web.Request, exc: ProblemError | web.HTTPException) -> None:
+    """An audit line for a write refused before it reached the device (401, 403, 400...):
+    a PUT answered with ``exc`` that the write itself has not audited."""
+    if request.method == "PUT" and not request.get(AUDITED):
+        token = request.get(TOKEN)
+        status = exc.status
+        detail = exc.detail if isinstance(exc, ProblemError) else exc.reason
+        who = token.name if token else "-"
+        audit.info(
+            "write by=%s path=%s result=refused %s: %s", who, request.path, status, detail,
+            extra=fields(who=who, path=request.path, result=f"refused {status}: {detail}"),
+        )  # fmt: skip
 
 
 def _first_error(error: ValidationError) -> str:
