@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from drivers.base import BadValue, PointFailure, Value
-from drivers.modbus.blocks import decode_block
+from drivers.modbus.blocks import BlockDecoder, decode_block
 from drivers.modbus.codec import (
     decode_bits,
     decode_registers,
@@ -253,6 +253,29 @@ def test_decode_block_reads_every_point_in_one_pass() -> None:
         ("status", 8),
         ("model", "ABC"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("order", "scale"), [([0, 1, 2, 3], 1.0), ([0, 1, 2, 3], 0.5), ([3, 1, 0, 2], 1.0)]
+)
+def test_a_block_decodes_into_each_points_place_in_the_devices_column(
+    order: list[int], scale: float
+) -> None:
+    """Whatever the order of the points in the device file, each value lands at its
+    point's place: by one slice where the places follow one another, else one by one."""
+    points = [
+        point("uint16", address=0, id="a"),
+        point("int16", address=1, id="b"),
+        point("uint16", address=2, id="c", scale=scale),
+        point("uint32", address=3, id="d"),
+    ]
+    block = block_of(*points)
+    in_file = [points[i] for i in order]  # the device's points, as the file lists them
+    decoder = BlockDecoder(block, [in_file.index(p) for p in block.points])
+    column: list[Value | PointFailure | None] = [None] * (len(points) + 1)
+    decoder.decode_into(struct.pack(">HhHI", 7, -2, 9, 70000), column)
+    wanted = {"a": 7, "b": -2, "c": 9 * scale, "d": 70000}
+    assert column == [wanted[p.id] for p in in_file] + [None]
 
 
 def test_short_answer_fails_only_the_points_past_its_end() -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge import wire
 from bridge.readings import PublishedReading
 from bridge.store import Store, frame_of
-from drivers.base import PointFailure
+from drivers.base import PointFailure, PointValues
 from drivers.modbus.config import ModbusTcpDevice
 
 POINTS = 4
@@ -58,10 +59,11 @@ def test_the_hot_path_publishes_and_keeps_what_the_slow_one_does(
     size: int, polls: list[list[Any]], since: int
 ) -> None:
     hot, slow = Store([device()], size), point_by_point(size)
+    ids = tuple(f"p{i}" for i in range(POINTS))
     for n, values in enumerate(polls):
-        results = {f"p{i}": v for i, v in enumerate(values)}
-        got = hot.apply_poll("d", results, 100.0 + n)
-        want = slow.apply_poll("d", results, 100.0 + n)
+        # the hot store gets the poll as a Modbus link gives it: one column
+        got = hot.apply_poll("d", PointValues(ids, list(values)), 100.0 + n)
+        want = slow.apply_poll("d", {f"p{i}": v for i, v in enumerate(values)}, 100.0 + n)
         assert same(list(got), list(want))
         if want:
             assert frame_of(got) == wire.readings(want)
@@ -88,3 +90,28 @@ def test_a_poll_that_changes_nothing_publishes_nothing_but_confirms_the_readings
     changed = store.apply_poll("d", {"p0": 0, "p1": 5, "p2": 2, "p3": 6}, 3.0)
     assert [(r.point, r.value, r.seq) for r in changed] == [("p1", 5, 5), ("p3", 6, 6)]
     assert frame_of(changed) == wire.readings(list(changed))
+
+
+def test_a_column_read_result_is_a_mapping_of_the_points_it_holds() -> None:
+    failure = PointFailure("refused")
+    result = PointValues(("a", "b", "c"), [1, None, failure])
+    assert dict(result) == {"a": 1, "c": failure}
+    assert len(result) == 2
+    assert "b" not in result
+    assert result.get("b") is None
+    with pytest.raises(ValueError, match="2 values for 3 points"):
+        PointValues(("a", "b", "c"), [1, 2])
+
+
+def test_a_column_of_another_point_order_is_looked_up_by_point() -> None:
+    """A result whose ids are not the device's (a link planned before a reload reordered
+    the points) still lands each value on its own point."""
+    store = Store([device()], 10)
+    ids = tuple(f"p{i}" for i in reversed(range(POINTS)))
+    store.apply_poll("d", PointValues(ids, [30, 20, 10, 0]), 1.0)
+    assert [(r.point, r.value) for r in store.device_readings("d")] == [
+        ("p0", 0),
+        ("p1", 10),
+        ("p2", 20),
+        ("p3", 30),
+    ]

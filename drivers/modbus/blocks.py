@@ -35,15 +35,14 @@ class BlockDecoder:
     (floats, scaled values, bools, strings, other orders, overlaps) has its own decoder.
     """
 
-    __slots__ = ("_direct", "_others", "_span", "_unpack", "block", "positions")
+    __slots__ = ("_direct", "_others", "_span", "_unpack", "block")
 
     def __init__(self, block: ReadBlock, positions: Sequence[int]) -> None:
         self.block = block
-        self.positions = tuple(positions)
         layout, cursor = [">"], 0
         direct: list[int] = []
         others: list[tuple[int, int, Decode]] = []
-        for point, position in zip(block.points, self.positions, strict=True):
+        for point, position in zip(block.points, positions, strict=True):
             at = point.address - block.start
             width, decode = point_decoder(point)
             if _is_direct(point) and at >= cursor:
