@@ -139,9 +139,10 @@ class DeviceHistory:
         return True
 
     def _number_row(self, numbers: list[float], ints: bool) -> array[Any] | None:
-        """The row's numbers in the value column's type, widened as they need; None if an
-        int among them is beyond what a float holds exactly. In ``H`` or ``i`` every int
-        is, so only a wider column needs looking at each value."""
+        """The row's numbers in the value column's type, widened as they need; None (and
+        the column as it was) if an int among them is beyond what a float holds exactly.
+        An int that ``H`` or ``i`` holds is within that, so only a row that does not fit
+        the column, or a column already wider, needs looking at each value."""
         while True:
             typecode = self._values.typecode
             if ints and typecode in ("q", "d") and _beyond_exact(numbers):
@@ -149,6 +150,8 @@ class DeviceHistory:
             try:
                 return array(typecode, numbers)
             except (OverflowError, TypeError):  # a value the column's type cannot hold
+                if ints and _beyond_exact(numbers):
+                    return None  # kept point by point: no need to widen for it
                 self._widen_values()
 
     def append(

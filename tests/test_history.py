@@ -146,7 +146,7 @@ def test_a_row_with_an_int_beyond_a_floats_precision_is_refused_whole() -> None:
     assert [history.count(p) for p in range(2)] == [1, 1]  # nothing of it was kept
     history.append(0, huge, Quality.GOOD, 2.0, 3, None)
     assert [r.value for r in history.readings(0, "d", "p", None)] == [1, huge]
-    assert values_typecode(history) == "q"  # widened on the way, which holds the rest too
+    assert values_typecode(history) == "H"  # kept by position: the registers stay 2 bytes
 
 
 def test_seq_beyond_four_bytes_of_offset_widens_the_column() -> None:

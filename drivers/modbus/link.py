@@ -77,16 +77,19 @@ class DevicePlan:
         self.replan()
 
     def decoder(self, block: ReadBlock) -> BlockDecoder:
-        """The decoder of one of the device's register blocks into the device's column."""
+        """The decoder of a register block of the device into the device's column: the
+        planned blocks' are kept, one made for another block (a half of a refused one) is
+        not, as a poll cut short before it learns anything splits its block anew."""
         decoder = self._decoders.get(id(block))
-        if decoder is None or decoder.block is not block:
-            positions = [self.index[point.id] for point in block.points]
-            decoder = self._decoders[id(block)] = BlockDecoder(block, positions)
-        return decoder
+        if decoder is not None and decoder.block is block:
+            return decoder
+        return self._new_decoder(block)
+
+    def _new_decoder(self, block: ReadBlock) -> BlockDecoder:
+        return BlockDecoder(block, [self.index[point.id] for point in block.points])
 
     def replan(self) -> None:
         """Recompute the blocks from the points and what has been learnt."""
-        self._decoders.clear()
         self.blocks = plan_reads(
             self.device.points,
             max_gap=self.device.max_gap,
@@ -95,6 +98,9 @@ class DevicePlan:
             barriers=frozenset(self.barriers),
             isolated=frozenset(self.isolated),
         )
+        self._decoders = {
+            id(block): self._new_decoder(block) for block in self.blocks if not block.is_bits
+        }
 
 
 def plan_for(device: ModbusDevice) -> DevicePlan:
